@@ -1,0 +1,68 @@
+"""The FastAPI application factory."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from landmark.api import errors
+from landmark.api.leanix import mtm
+from landmark.api.platform import health, identity, oauth, upsolver
+from landmark.core.db import create_engine, session_factory
+from landmark.core.logging import configure as configure_logging
+from landmark.core.middleware import RequestMiddleware
+from landmark.identity.authn import Authenticator
+from landmark.identity.keys import KeyRing, ensure_signing_key
+from landmark.identity.pepper import load_pepper
+from landmark.identity.ratelimit import MemoryCounter, RateLimiter, RedisCounter
+from landmark.settings import Settings, get_settings
+
+DESCRIPTION = """
+Landmark is a self-hosted platform for an organisation's IT landscape. It speaks the Xurrent REST
+API (`/v1`), the LeanIX APIs (`/services/...`), and its own API (`/api/v1`).
+
+**Signing in** (use *Authorize*): client credentials of an API key (exchanged at `/oauth/token`),
+a bearer token (personal, technical-user or Upsolver token, or a JWT), or HTTP Basic with email and
+password plus the `X-Requested-By` header.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        sessions = session_factory(engine)
+        keyring = KeyRing()
+        async with sessions() as session:
+            await ensure_signing_key(session)
+            await keyring.load(session)
+            pepper = await load_pepper(session, settings)
+        counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
+        app.state.engine = engine
+        app.state.sessions = sessions
+        app.state.keyring = keyring
+        app.state.authenticator = Authenticator(settings, keyring, pepper)
+        app.state.rate_limiter = RateLimiter(counter)
+        yield
+        if isinstance(counter, RedisCounter):
+            await counter.redis.aclose()
+        await engine.dispose()
+
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Landmark",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for router in (
+        health.router, oauth.router, identity.router, upsolver.router, mtm.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,216 @@
+"""The `landmark` command: serve, migrate, init, demo, keys."""
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from landmark.settings import get_settings
+
+app = typer.Typer(help="Landmark: a self-hosted CMDB and architecture inventory.", no_args_is_help=True)
+keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Apply migrations, then serve the APIs."""
+    import uvicorn
+
+    from landmark.core.migrate import upgrade_sync
+
+    settings = get_settings()
+    upgrade_sync(settings.resolved_database_url)
+    asyncio.run(_prepare())
+    uvicorn.run(
+        "landmark.app:create_app", factory=True, host=host, port=port, workers=workers,
+        access_log=False, log_config=None, proxy_headers=True, server_header=False,
+    )
+
+
+async def _prepare() -> None:
+    """First-start state shared by every worker: the signing key and the token pepper."""
+    from landmark.core.db import create_engine, session_factory
+    from landmark.identity.keys import ensure_signing_key
+    from landmark.identity.pepper import load_pepper
+
+    settings = get_settings()
+    engine = create_engine(settings.resolved_database_url)
+    async with session_factory(engine)() as session:
+        await ensure_signing_key(session)
+        await load_pepper(session, settings)
+    await engine.dispose()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from landmark.core.migrate import upgrade_sync
+
+    upgrade_sync(get_settings().resolved_database_url)
+    console.print("Database is up to date.")
+
+
+@app.command()
+def init(
+    account: str = typer.Option(..., help="Account id (slug), e.g. wdc."),
+    name: str = typer.Option(..., help="Account name."),
+    admin_email: str = typer.Option(..., help="Email of the first administrator."),
+    admin_password: str = typer.Option(..., help="Password of the first administrator."),
+    admin_name: str = typer.Option("", help="Name of the first administrator (default: from the email)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Create an account with its first administrator and a personal API token (valid 1 year)."""
+    from landmark.core.errors import DomainError
+
+    try:
+        result = asyncio.run(_init(account, name, admin_email, admin_password, admin_name))
+    except DomainError as exc:
+        detail = "; ".join(f"{f}: {m}" for f, m in exc.errors)
+        typer.echo(f"error: {exc.message}" + (f" ({detail})" if detail else ""), err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    console.print(f"Account [bold]{result['account']['id']}[/] ({result['account']['name']}) created.")
+    console.print(f"Administrator: {result['user']['email']} (user {result['user']['id']})")
+    console.print("Personal API token (shown once, valid 1 year):")
+    console.print(result["api_token"], soft_wrap=True)
+
+
+async def _init(slug: str, name: str, email: str, password: str, admin_name: str) -> dict[str, Any]:
+    from landmark.core import clock
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.events import SYSTEM
+    from landmark.core.migrate import upgrade
+    from landmark.identity import service
+    from landmark.identity.pepper import load_pepper
+
+    settings = get_settings()
+    await upgrade(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            await load_pepper(session, settings)
+            account = await service.create_account(session, slug, name)
+            user, _ = await service.create_user(
+                session, account.id, SYSTEM, email=email, name=admin_name or email.split("@")[0],
+                password=password, role="admin",
+            )
+            principal = await _principal_of(session, settings, user.id, account.id)
+            issued = await service.issue_token(
+                session, settings, principal, kind="personal", name="landmark init",
+                expires_at=clock.now() + timedelta(days=365),
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return {
+        "account": {"id": account.id, "uuid": str(account.uuid), "name": account.name},
+        "user": {"id": user.id, "email": user.email},
+        "api_token": issued.secret,
+    }
+
+
+async def _principal_of(session: Any, settings: Any, user_id: int, account_id: str) -> Any:
+    """The principal of a user in an account, for work the CLI does in that user's name."""
+    from landmark.identity.authn import Authenticator
+    from landmark.identity.keys import KeyRing
+    from landmark.identity.models import User
+    from landmark.identity.pepper import current_pepper
+
+    authenticator = Authenticator(settings, KeyRing(), current_pepper())
+    user = await session.get(User, user_id)
+    return await authenticator._membership_principal(session, user, account_id)
+
+
+DEMO_USERS = [
+    ("ada@demo.landmark.test", "Ada Admin", "admin"),
+    ("max@demo.landmark.test", "Max Member", "member"),
+    ("vera@demo.landmark.test", "Vera Viewer", "viewer"),
+]
+DEMO_PASSWORD = "landmark-demo"
+
+
+@app.command()
+def demo() -> None:
+    """Load a demo account with a few users, and print how to sign in."""
+    from landmark.core.errors import DomainError
+
+    try:
+        tokens = asyncio.run(_demo())
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message} (the demo account is loaded already?)", err=True)
+        raise typer.Exit(1) from None
+    base = get_settings().base_url.rstrip("/")
+    table = Table(title="Demo account 'demo': every user's password is " + DEMO_PASSWORD)
+    for column in ("email", "role", "personal API token (shown once)"):
+        table.add_column(column)
+    for (email, _, role), token in zip(DEMO_USERS, tokens, strict=True):
+        table.add_row(email, role, token)
+    console.print(table)
+    console.print(f"Try: curl -H 'Authorization: Bearer {tokens[0]}' {base}/api/v1/me")
+    console.print(f"Or:  curl -u {DEMO_USERS[0][0]}:{DEMO_PASSWORD} -H 'X-Requested-By: me' {base}/api/v1/me")
+    console.print(f"Interactive docs: {base}/docs")
+
+
+async def _demo() -> list[str]:
+    from landmark.core import clock
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.events import SYSTEM
+    from landmark.core.migrate import upgrade
+    from landmark.identity import service
+    from landmark.identity.pepper import load_pepper
+
+    settings = get_settings()
+    await upgrade(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    tokens = []
+    try:
+        async with session_factory(engine)() as session:
+            await load_pepper(session, settings)
+            account = await service.create_account(session, "demo", "Demo Company")
+            for email, name, role in DEMO_USERS:
+                user, _ = await service.create_user(
+                    session, account.id, SYSTEM, email=email, name=name, password=DEMO_PASSWORD, role=role
+                )
+                principal = await _principal_of(session, settings, user.id, account.id)
+                issued = await service.issue_token(
+                    session, settings, principal, kind="personal", name="demo",
+                    expires_at=clock.now() + timedelta(days=90),
+                )
+                tokens.append(issued.secret)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return tokens
+
+
+@keys_app.command("rotate")
+def rotate_keys() -> None:
+    """Sign with a new key from now on; old keys verify until their tokens have expired."""
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.migrate import upgrade
+    from landmark.identity.keys import rotate
+
+    async def run() -> str:
+        settings = get_settings()
+        await upgrade(settings.resolved_database_url)
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with session_factory(engine)() as session:
+                longest = max(settings.access_token_seconds, settings.mtm_token_seconds)
+                return (await rotate(session, longest)).kid
+        finally:
+            await engine.dispose()
+
+    console.print(f"Now signing with key {asyncio.run(run())}.")

@@ -1,0 +1,79 @@
+"""The transactional outbox: every change of state is an event, written with the change.
+
+The audit trail, webhooks and monitors read from here. `record` allocates the account's next
+sequence number by incrementing a counter on the account row, which also orders concurrent writers
+of one account: their events commit in sequence order.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from landmark.core import clock
+from landmark.core.db import Base
+from landmark.core.request_context import current_request_id
+
+
+class Event(Base):
+    __tablename__ = "events"
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    type: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    actor_user_id: Mapped[int | None]
+    actor_credential_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Actor:
+    """Who caused a change: a user and the credential they used (both optional)."""
+
+    def __init__(self, user_id: int | None = None, credential_id: str | None = None) -> None:
+        self.user_id = user_id
+        self.credential_id = credential_id
+
+
+SYSTEM = Actor()
+
+
+async def record(
+    session: AsyncSession,
+    account_id: str,
+    type: str,
+    subject_type: str,
+    subject_id: Any,
+    actor: Actor = SYSTEM,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Add an event to the session's transaction with the account's next sequence number."""
+    from landmark.identity.models import Account
+
+    seq = (
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(event_seq=Account.event_seq + 1)
+            .returning(Account.event_seq)
+        )
+    ).scalar_one()
+    event = Event(
+        account_id=account_id,
+        seq=seq,
+        type=type,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        actor_user_id=actor.user_id,
+        actor_credential_id=actor.credential_id,
+        request_id=current_request_id(),
+        data=data or {},
+    )
+    session.add(event)
+    return event
