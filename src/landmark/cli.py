@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from datetime import timedelta
 from typing import Any
 
 import typer
@@ -88,11 +87,26 @@ def init(
 
 
 async def _init(slug: str, name: str, email: str, password: str, admin_name: str) -> dict[str, Any]:
-    from landmark.core import clock
-    from landmark.core.db import create_engine, session_factory
-    from landmark.core.events import SYSTEM
-    from landmark.core.migrate import upgrade
     from landmark.identity import service
+
+    async def work(session: Any, settings: Any) -> dict[str, Any]:
+        made = await service.bootstrap_account(
+            session, settings, slug=slug, name=name, admin_email=email,
+            admin_password=password, admin_name=admin_name,
+        )
+        return {
+            "account": {"id": made.account.id, "uuid": str(made.account.uuid), "name": made.account.name},
+            "user": {"id": made.admin.id, "email": made.admin.email},
+            "api_token": made.token.secret,
+        }
+
+    return await _in_database(work)
+
+
+async def _in_database(work: Any) -> Any:
+    """Migrate, then run `work(session, settings)` in one transaction that commits if it succeeds."""
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.migrate import upgrade
     from landmark.identity.pepper import load_pepper
 
     settings = get_settings()
@@ -101,36 +115,11 @@ async def _init(slug: str, name: str, email: str, password: str, admin_name: str
     try:
         async with session_factory(engine)() as session:
             await load_pepper(session, settings)
-            account = await service.create_account(session, slug, name)
-            user, _ = await service.create_user(
-                session, account.id, SYSTEM, email=email, name=admin_name or email.split("@")[0],
-                password=password, role="admin",
-            )
-            principal = await _principal_of(session, settings, user.id, account.id)
-            issued = await service.issue_token(
-                session, settings, principal, kind="personal", name="landmark init",
-                expires_at=clock.now() + timedelta(days=365),
-            )
+            result = await work(session, settings)
             await session.commit()
+            return result
     finally:
         await engine.dispose()
-    return {
-        "account": {"id": account.id, "uuid": str(account.uuid), "name": account.name},
-        "user": {"id": user.id, "email": user.email},
-        "api_token": issued.secret,
-    }
-
-
-async def _principal_of(session: Any, settings: Any, user_id: int, account_id: str) -> Any:
-    """The principal of a user in an account, for work the CLI does in that user's name."""
-    from landmark.identity.authn import Authenticator
-    from landmark.identity.keys import KeyRing
-    from landmark.identity.models import User
-    from landmark.identity.pepper import current_pepper
-
-    authenticator = Authenticator(settings, KeyRing(), current_pepper())
-    user = await session.get(User, user_id)
-    return await authenticator._membership_principal(session, user, account_id)
 
 
 DEMO_USERS = [
@@ -164,53 +153,29 @@ def demo() -> None:
 
 
 async def _demo() -> list[str]:
-    from landmark.core import clock
-    from landmark.core.db import create_engine, session_factory
-    from landmark.core.events import SYSTEM
-    from landmark.core.migrate import upgrade
     from landmark.identity import service
-    from landmark.identity.pepper import load_pepper
 
-    settings = get_settings()
-    await upgrade(settings.resolved_database_url)
-    engine = create_engine(settings.resolved_database_url)
-    tokens = []
-    try:
-        async with session_factory(engine)() as session:
-            await load_pepper(session, settings)
-            account = await service.create_account(session, "demo", "Demo Company")
-            for email, name, role in DEMO_USERS:
-                user, _ = await service.create_user(
-                    session, account.id, SYSTEM, email=email, name=name, password=DEMO_PASSWORD, role=role
-                )
-                principal = await _principal_of(session, settings, user.id, account.id)
-                issued = await service.issue_token(
-                    session, settings, principal, kind="personal", name="demo",
-                    expires_at=clock.now() + timedelta(days=90),
-                )
-                tokens.append(issued.secret)
-            await session.commit()
-    finally:
-        await engine.dispose()
-    return tokens
+    async def work(session: Any, settings: Any) -> list[str]:
+        await service.create_account(session, "demo", "Demo Company")
+        tokens = []
+        for email, name, role in DEMO_USERS:
+            made = await service.add_person(
+                session, settings, "demo", email=email, password=DEMO_PASSWORD, name=name,
+                role=role, token_days=90,
+            )
+            tokens.append(made.token.secret)
+        return tokens
+
+    return await _in_database(work)
 
 
 @keys_app.command("rotate")
 def rotate_keys() -> None:
     """Sign with a new key from now on; old keys verify until their tokens have expired."""
-    from landmark.core.db import create_engine, session_factory
-    from landmark.core.migrate import upgrade
     from landmark.identity.keys import rotate
 
-    async def run() -> str:
-        settings = get_settings()
-        await upgrade(settings.resolved_database_url)
-        engine = create_engine(settings.resolved_database_url)
-        try:
-            async with session_factory(engine)() as session:
-                longest = max(settings.access_token_seconds, settings.mtm_token_seconds)
-                return (await rotate(session, longest)).kid
-        finally:
-            await engine.dispose()
+    async def work(session: Any, settings: Any) -> str:
+        longest = max(settings.access_token_seconds, settings.mtm_token_seconds)
+        return (await rotate(session, longest)).kid
 
-    console.print(f"Now signing with key {asyncio.run(run())}.")
+    console.print(f"Now signing with key {asyncio.run(_in_database(work))}.")

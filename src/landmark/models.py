@@ -1,6 +1,13 @@
 """Every table of every domain, imported in one place for migrations."""
 
 from landmark.core.events import Event
-from landmark.identity.models import Account, Credential, InstanceSecret, Membership, SigningKey, User
+from landmark.identity.models import (
+    Account,
+    Credential,
+    InstanceSecret,
+    Membership,
+    SigningKey,
+    User,
+)
 
 __all__ = ["Account", "Credential", "Event", "InstanceSecret", "Membership", "SigningKey", "User"]

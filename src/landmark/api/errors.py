@@ -14,7 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from landmark.core.errors import DomainError, OAuthError, RateLimited, Unauthorized, ValidationFailed
+from landmark.core.errors import (
+    DomainError,
+    OAuthError,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
 
 TOKEN_PATHS = ("/oauth/token", "/services/mtm/v1/oauth2/token")
 

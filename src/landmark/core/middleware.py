@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from landmark.core.errors import PayloadTooLarge
@@ -32,8 +33,10 @@ class RequestMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         started = time.perf_counter()
         status = 0
+        too_large = False
+        seen = 0
 
-        async def send_with_headers(message: Message) -> None:
+        async def reply(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -42,22 +45,40 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        async def answer(error: Exception) -> None:
+            from landmark.api.errors import internal_error, render
+
+            response = render(scope["path"], error) if isinstance(error, PayloadTooLarge) else internal_error(scope["path"])
+            await response(scope, receive, reply)
+
+        async def limited_receive() -> Message:
+            nonlocal seen, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    too_large = True
+                    raise ClientDisconnect()  # stops the app reading; the 413 is sent below
+            return message
+
+        async def app_send(message: Message) -> None:
+            if not too_large:  # once the body overflowed, the app's own answer is dropped
+                await reply(message)
+
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            from landmark.api.errors import render
-
-            response = render(scope["path"], self._too_large())
-            await response(scope, receive, send_with_headers)
-        else:
-            try:
-                await self.app(scope, self._limited(receive), send_with_headers)
-            except Exception:
-                # Starlette re-raises what no handler took; answer in the API's dialect, no trace.
+        try:
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                too_large = True
+            else:
+                await self.app(scope, limited_receive, app_send)
+        except Exception:
+            if not too_large:
                 log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                if not status:  # nothing was sent yet
-                    from landmark.api.errors import internal_error
-
-                    await internal_error(scope["path"])(scope, receive, send_with_headers)
+            if not status:
+                await answer(self._too_large() if too_large else RuntimeError())
+        else:
+            if too_large and not status:
+                await answer(self._too_large())
         access_log.info(
             "request",
             extra={
@@ -73,17 +94,3 @@ class RequestMiddleware:
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
-
-    def _limited(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
-                    raise self._too_large()
-            return message
-
-        return counting_receive

@@ -9,7 +9,6 @@ the cache at once (other processes notice within that time).
 
 import base64
 import binascii
-import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -209,7 +208,7 @@ class Authenticator:
         bounds = [credential.expires_at, user.expires_at]
         if credential.kind in IDLE_KINDS:
             bounds.append(_idle_deadline(credential, self.settings.token_idle_days))
-        principal = self._principal(user, membership, account, credential, [b for b in bounds if b])
+        principal = build_principal(self.settings, user, membership, account, credential, [b for b in bounds if b])
         entry = _Entry(principal, credential.secret_hash, credential.last_used_at, generation, time.monotonic())
         self._cache[("credential", key_id)] = entry
         return entry
@@ -229,7 +228,7 @@ class Authenticator:
         email = email.strip().lower()
         cache_key = ("password", email, keyed_hash(self.pepper, password), account_hint)
         entry = self._cached(cache_key)
-        if entry is not None and (entry.principal.valid_until or clock.now()) >= clock.now():
+        if entry is not None:
             return entry.principal
         generation = _generation
         user = await session.scalar(select(User).where(User.email == email, User.kind == "person"))
@@ -246,28 +245,9 @@ class Authenticator:
         if user.failed_sign_ins:
             user.failed_sign_ins, user.locked_until = 0, None
             await session.commit()
-        principal = await self._membership_principal(session, user, account_hint)
+        principal = await member_principal(session, self.settings, user, account_hint)
         self._cache[cache_key] = _Entry(principal, None, None, generation, time.monotonic())
         return principal
-
-    async def _membership_principal(
-        self, session: AsyncSession, user: User, account_hint: str | None
-    ) -> Principal:
-        rows = (await session.execute(_principal_query().where(User.id == user.id))).all()
-        now = clock.now()
-        usable = [r for r in rows if not _membership_problem(r[0], r[1], r[2], now)]
-        if account_hint:
-            usable = [r for r in usable if r[2].id == account_hint]
-            if not usable:
-                raise Forbidden(f"You have no access to account {account_hint!r}")
-        if not usable:
-            raise Unauthorized("This user has no active account", BASIC_CHALLENGE)
-        if len(usable) > 1:
-            raise BadRequest(
-                "This user belongs to several accounts: name one with the X-Xurrent-Account header"
-            )
-        _, membership, account = usable[0]
-        return self._principal(user, membership, account, None, [])
 
     async def _record_failed_sign_in(self, session: AsyncSession, user: User) -> None:
         user.failed_sign_ins += 1
@@ -283,34 +263,6 @@ class Authenticator:
             )
         await session.commit()
 
-    def _principal(
-        self,
-        user: User,
-        membership: Membership,
-        account: Account,
-        credential: Credential | None,
-        bounds: list[datetime],
-    ) -> Principal:
-        return Principal(
-            user_id=user.id,
-            user_uuid=user.uuid,
-            user_name=user.name,
-            user_email=user.email,
-            user_kind=user.kind,
-            account_id=account.id,
-            account_uuid=account.uuid,
-            account_name=account.name,
-            role=membership.role,
-            permissions=effective_permissions(
-                membership.role, membership.permissions, credential.scopes if credential else None
-            ),
-            credential_id=credential.key_id if credential else None,
-            credential_kind=credential.kind if credential else None,
-            rate_limit=account.rate_limit or self.settings.rate_limit,
-            rate_window=account.rate_limit_window or self.settings.rate_limit_window,
-            valid_until=min(bounds) if bounds else None,
-        )
-
     def _cached(self, key: Any) -> _Entry | None:
         entry = self._cache.get(key)
         if entry is None:
@@ -319,6 +271,56 @@ class Authenticator:
             del self._cache[key]
             return None
         return entry
+
+
+def build_principal(
+    settings: Settings,
+    user: User,
+    membership: Membership,
+    account: Account,
+    credential: Credential | None,
+    bounds: list[datetime],
+) -> Principal:
+    return Principal(
+        user_id=user.id,
+        user_uuid=user.uuid,
+        user_name=user.name,
+        user_email=user.email,
+        user_kind=user.kind,
+        account_id=account.id,
+        account_uuid=account.uuid,
+        account_name=account.name,
+        role=membership.role,
+        permissions=effective_permissions(
+            membership.role, membership.permissions, credential.scopes if credential else None
+        ),
+        credential_id=credential.key_id if credential else None,
+        credential_kind=credential.kind if credential else None,
+        rate_limit=account.rate_limit or settings.rate_limit,
+        rate_window=account.rate_limit_window or settings.rate_limit_window,
+        valid_until=min(bounds) if bounds else None,
+    )
+
+
+async def member_principal(
+    session: AsyncSession, settings: Settings, user: User, account_hint: str | None
+) -> Principal:
+    """The principal of a user signed in without a credential, in the hinted or only account."""
+    rows = (await session.execute(_principal_query().where(User.id == user.id))).all()
+    now = clock.now()
+    usable = [r for r in rows if not _membership_problem(r[0], r[1], r[2], now)]
+    if account_hint:
+        usable = [r for r in usable if r[2].id == account_hint]
+        if not usable:
+            raise Forbidden(f"You have no access to account {account_hint!r}")
+    if not usable:
+        raise Unauthorized("This user has no active account", BASIC_CHALLENGE)
+    if len(usable) > 1:
+        raise BadRequest(
+            "This user belongs to several accounts: name one with the X-Xurrent-Account header"
+        )
+    _, membership, account = usable[0]
+    return build_principal(settings, user, membership, account, None, [])
 
 
 def _principal_query() -> Select[tuple[User, Membership, Account]]:
@@ -383,8 +385,3 @@ def _jwt_kid(token: str) -> str:
     if not isinstance(data, dict):
         raise ValueError("bad header")
     return str(data.get("kid", ""))
-
-
-def fingerprint(secret: str) -> str:
-    """A short non-reversible tag of a secret, for logs that must correlate without revealing."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]

@@ -1,8 +1,8 @@
 """Identity tables: accounts (tenants), users, memberships, credentials and signing keys."""
 
-from uuid import UUID, uuid4
 from datetime import datetime
 from typing import Any
+from uuid import UUID, uuid4
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column

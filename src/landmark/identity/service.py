@@ -19,8 +19,9 @@ from landmark.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from landmark.core.events import SYSTEM, Actor, Event, record
 from landmark.identity.authn import Principal, mark_identity_changed
 from landmark.identity.models import Account, Credential, Membership, User
+from landmark.identity.pepper import current_pepper
 from landmark.identity.permissions import Permission, Role, parse_permissions
-from landmark.identity.secrets import hash_password, new_key_id, new_token
+from landmark.identity.secrets import hash_password, keyed_hash, new_key_id, new_token
 from landmark.settings import Settings
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -310,7 +311,7 @@ async def issue_token(
         name=name,
         description=description,
         key_id=key_id,
-        secret_hash=_hash(settings, token),
+        secret_hash=_hash(token),
         secret_last3=token[-3:],
         scopes=_within_owner(principal, scopes, "scopes"),
         expires_at=expires_at,
@@ -325,10 +326,7 @@ async def issue_token(
     return Issued(credential, token)
 
 
-def _hash(settings: Settings, secret: str) -> str:
-    from landmark.identity.pepper import current_pepper
-    from landmark.identity.secrets import keyed_hash
-
+def _hash(secret: str) -> str:
     return keyed_hash(current_pepper(), secret)
 
 
@@ -395,7 +393,7 @@ async def create_api_key(
         kind="api_key",
         name=_require_text("name", name),
         key_id=key_id,
-        secret_hash=_hash(settings, secret),
+        secret_hash=_hash(secret),
         secret_last3=secret[-3:],
         scopes=_within_owner(principal, privileges if privileges is not None else sorted(principal.permissions), "privileges"),
         expires_at=clock.now() + timedelta(days=settings.api_key_secret_days),
@@ -458,7 +456,7 @@ async def regenerate_api_key(
     """A new secret; the old one stops working at once, and an expired key works again."""
     credential = await get_api_key(session, principal, key_id)
     secret = new_token("api_key", credential.key_id)
-    credential.secret_hash = _hash(settings, secret)
+    credential.secret_hash = _hash(secret)
     credential.secret_last3 = secret[-3:]
     credential.issued_at = clock.now()
     credential.expires_at = credential.issued_at + timedelta(days=settings.api_key_secret_days)
@@ -568,3 +566,59 @@ async def audit_trail(
     if subject_id:
         query = query.where(Event.subject_id == subject_id)
     return list((await session.scalars(query.order_by(Event.seq).limit(limit))).all())
+
+
+# --- bootstrap ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    account: Account
+    admin: User
+    token: Issued
+
+
+async def bootstrap_account(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    slug: str,
+    name: str,
+    admin_email: str,
+    admin_password: str,
+    admin_name: str = "",
+    role: str = Role.ADMIN.value,
+    token_days: int = 365,
+) -> Bootstrapped:
+    """A new account, its first user and that user's personal API token (`landmark init`)."""
+    await create_account(session, slug, name)
+    return await add_person(
+        session, settings, slug, email=admin_email, password=admin_password,
+        name=admin_name or admin_email.split("@")[0], role=role, token_days=token_days,
+    )
+
+
+async def add_person(
+    session: AsyncSession,
+    settings: Settings,
+    account_id: str,
+    *,
+    email: str,
+    password: str,
+    name: str,
+    role: str,
+    token_days: int = 365,
+) -> Bootstrapped:
+    """A person with a password and a personal API token, created by the system (CLI, demo)."""
+    from landmark.identity.authn import member_principal
+
+    user, _ = await create_user(
+        session, account_id, SYSTEM, email=email, name=name, password=password, role=role
+    )
+    principal = await member_principal(session, settings, user, account_id)
+    issued = await issue_token(
+        session, settings, principal, kind="personal", name="landmark init",
+        expires_at=clock.now() + timedelta(days=token_days),
+    )
+    account = await session.get_one(Account, account_id)
+    return Bootstrapped(account, user, issued)

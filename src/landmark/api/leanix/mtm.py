@@ -9,7 +9,12 @@ from starlette.responses import JSONResponse
 
 from landmark.api.deps import CurrentPrincipal, Session, SettingsDep, iso, limit
 from landmark.api.leanix.envelope import ok
-from landmark.api.platform.oauth import NO_STORE, basic_credentials, form_fields, require_client_credentials_grant
+from landmark.api.platform.oauth import (
+    NO_STORE,
+    basic_credentials,
+    form_fields,
+    require_client_credentials_grant,
+)
 from landmark.core.errors import NotFound, OAuthError, Unauthorized
 from landmark.identity import service
 from landmark.identity.authn import Principal
