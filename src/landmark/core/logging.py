@@ -23,11 +23,14 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_handler = logging.StreamHandler(sys.stdout)
+_handler.setFormatter(JSONFormatter())
+
+
 def configure(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JSONFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    if _handler not in root.handlers:
+        root.addHandler(_handler)
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True

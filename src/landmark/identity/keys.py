@@ -86,7 +86,13 @@ class KeyRing:
             }
         self.loaded_at = time.monotonic()
 
-    def sign(self, claims: dict[str, Any], issuer: str, lifetime: int) -> str:
+    async def sign(self, session: AsyncSession, claims: dict[str, Any], issuer: str, lifetime: int) -> str:
+        """A JWT signed with the newest key (a rotation by another process is picked up here)."""
+        newest = await session.scalar(
+            select(SigningKey.kid).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at.desc()).limit(1)
+        )
+        if newest != self.signing_kid:
+            await self.load(session)
         now = int(clock.timestamp())
         payload = {
             "iss": issuer,

@@ -85,7 +85,7 @@ async def token(request: Request, session: Session) -> JSONResponse:
         "acc": principal.account_id,
         **principal.leanix_claims(settings.base_url.rstrip("/")),
     }
-    access_token = request.app.state.keyring.sign(claims, settings.base_url, settings.mtm_token_seconds)
+    access_token = await request.app.state.keyring.sign(session, claims, settings.base_url, settings.mtm_token_seconds)
     body = {"scope": "", "expired": False, "access_token": access_token, "token_type": "bearer",
             "expires_in": settings.mtm_token_seconds}
     return JSONResponse(body, headers=NO_STORE)

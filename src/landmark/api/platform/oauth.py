@@ -65,7 +65,8 @@ async def token(request: Request, session: Session) -> JSONResponse:
         raise OAuthError("invalid_client", f"Client authentication failed: {exc.message}", 401, challenge) from None
     await limit(request, principal)
     settings = request.app.state.settings
-    access_token = request.app.state.keyring.sign(
+    access_token = await request.app.state.keyring.sign(
+        session,
         {"sub": str(principal.user_uuid), "cid": key_id, "acc": principal.account_id,
          "client_id": client_id, "scope": " ".join(sorted(principal.permissions))},
         settings.base_url, settings.access_token_seconds,
