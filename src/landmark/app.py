@@ -61,7 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     for router in (
-        health.router, oauth.router, identity.router, upsolver.router, mtm.router,
+        health.router,
+        oauth.router,
+        identity.router,
+        upsolver.router,
+        mtm.router,
     ):
         app.include_router(router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)

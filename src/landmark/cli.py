@@ -10,7 +10,9 @@ from rich.table import Table
 
 from landmark.settings import get_settings
 
-app = typer.Typer(help="Landmark: a self-hosted CMDB and architecture inventory.", no_args_is_help=True)
+app = typer.Typer(
+    help="Landmark: a self-hosted CMDB and architecture inventory.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 console = Console()
@@ -31,8 +33,15 @@ def serve(
     upgrade_sync(settings.resolved_database_url)
     asyncio.run(_prepare())
     uvicorn.run(
-        "landmark.app:create_app", factory=True, host=host, port=port, workers=workers,
-        access_log=False, log_config=None, proxy_headers=True, server_header=False,
+        "landmark.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
     )
 
 
@@ -65,7 +74,9 @@ def init(
     name: str = typer.Option(..., help="Account name."),
     admin_email: str = typer.Option(..., help="Email of the first administrator."),
     admin_password: str = typer.Option(..., help="Password of the first administrator."),
-    admin_name: str = typer.Option("", help="Name of the first administrator (default: from the email)."),
+    admin_name: str = typer.Option(
+        "", help="Name of the first administrator (default: from the email)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Create an account with its first administrator and a personal API token (valid 1 year)."""
@@ -80,7 +91,9 @@ def init(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    console.print(f"Account [bold]{result['account']['id']}[/] ({result['account']['name']}) created.")
+    console.print(
+        f"Account [bold]{result['account']['id']}[/] ({result['account']['name']}) created."
+    )
     console.print(f"Administrator: {result['user']['email']} (user {result['user']['id']})")
     console.print("Personal API token (shown once, valid 1 year):")
     console.print(result["api_token"], soft_wrap=True)
@@ -91,11 +104,20 @@ async def _init(slug: str, name: str, email: str, password: str, admin_name: str
 
     async def work(session: Any, settings: Any) -> dict[str, Any]:
         made = await service.bootstrap_account(
-            session, settings, slug=slug, name=name, admin_email=email,
-            admin_password=password, admin_name=admin_name,
+            session,
+            settings,
+            slug=slug,
+            name=name,
+            admin_email=email,
+            admin_password=password,
+            admin_name=admin_name,
         )
         return {
-            "account": {"id": made.account.id, "uuid": str(made.account.uuid), "name": made.account.name},
+            "account": {
+                "id": made.account.id,
+                "uuid": str(made.account.uuid),
+                "name": made.account.name,
+            },
             "user": {"id": made.admin.id, "email": made.admin.email},
             "api_token": made.token.secret,
         }
@@ -104,7 +126,7 @@ async def _init(slug: str, name: str, email: str, password: str, admin_name: str
 
 
 async def _in_database(work: Any) -> Any:
-    """Migrate, then run `work(session, settings)` in one transaction that commits if it succeeds."""
+    """Migrate, then run `work(session, settings)` in a transaction committed if it succeeds."""
     from landmark.core.db import create_engine, session_factory
     from landmark.core.migrate import upgrade
     from landmark.identity.pepper import load_pepper
@@ -148,7 +170,9 @@ def demo() -> None:
         table.add_row(email, role, token)
     console.print(table)
     console.print(f"Try: curl -H 'Authorization: Bearer {tokens[0]}' {base}/api/v1/me")
-    console.print(f"Or:  curl -u {DEMO_USERS[0][0]}:{DEMO_PASSWORD} -H 'X-Requested-By: me' {base}/api/v1/me")
+    console.print(
+        f"Or:  curl -u {DEMO_USERS[0][0]}:{DEMO_PASSWORD} -H 'X-Requested-By: me' {base}/api/v1/me"
+    )
     console.print(f"Interactive docs: {base}/docs")
 
 
@@ -160,8 +184,14 @@ async def _demo() -> list[str]:
         tokens = []
         for email, name, role in DEMO_USERS:
             made = await service.add_person(
-                session, settings, "demo", email=email, password=DEMO_PASSWORD, name=name,
-                role=role, token_days=90,
+                session,
+                settings,
+                "demo",
+                email=email,
+                password=DEMO_PASSWORD,
+                name=name,
+                role=role,
+                token_days=90,
             )
             tokens.append(made.token.secret)
         return tokens

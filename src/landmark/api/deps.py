@@ -35,11 +35,15 @@ basic = HTTPBasic(
     auto_error=False,
 )
 csrf_header = APIKeyHeader(
-    name="X-Requested-By", scheme_name="csrfHeader", auto_error=False,
+    name="X-Requested-By",
+    scheme_name="csrfHeader",
+    auto_error=False,
     description="Required with Basic (CSRF protection); any value.",
 )
 account_header = APIKeyHeader(
-    name="X-Xurrent-Account", scheme_name="accountHeader", auto_error=False,
+    name="X-Xurrent-Account",
+    scheme_name="accountHeader",
+    auto_error=False,
     description="The account to act in, for a user of several accounts signed in with Basic.",
 )
 
@@ -80,7 +84,9 @@ async def limit(request: Request, principal: Principal) -> Principal:
     return principal
 
 
-async def principal(request: Request, session: Session, _: Annotated[None, Depends(_declared)]) -> Principal:
+async def principal(
+    request: Request, session: Session, _: Annotated[None, Depends(_declared)]
+) -> Principal:
     found = await request.app.state.authenticator.authenticate(request.headers, session)
     return await limit(request, found)
 

@@ -1,7 +1,7 @@
 """Render every error in the dialect of the API that was called. Never HTML, never a trace.
 
 Xurrent (/v1):      {"message": ..., "errors": [[field, message], ...]}
-LeanIX (/services): {"status": "ERROR", "type": "ErrorResponse", "message": ..., "errors": [{"value", "messages"}]}
+LeanIX (/services): {"status": "ERROR", "message": ..., "errors": [{"value", "messages"}]}
 Token endpoints:    RFC 6749 §5.2 {"error", "error_description"} with Cache-Control: no-store
 Everything else:    RFC 9457 application/problem+json
 """
@@ -116,7 +116,6 @@ def install(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
-
 
 
 def internal_error(path: str) -> JSONResponse:

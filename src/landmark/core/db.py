@@ -79,14 +79,15 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
 M = TypeVar("M")
 
 
-def scoped(model: type[M], account_id: str) -> Select[tuple[M]]:
+def scoped(model: type[M], account_id: str) -> Select[M]:
     """A select of `model` limited to one account: the only way tenant rows are read."""
     return select(model).where(model.account_id == account_id)  # type: ignore[attr-defined]
 
 
 async def get_scoped(session: AsyncSession, model: type[M], account_id: str, ident: Any) -> M:
     """One row of `model` in the account, or NotFound (also for another account's ids)."""
-    row = (await session.execute(scoped(model, account_id).where(model.id == ident))).scalar_one_or_none()  # type: ignore[attr-defined]
+    query = scoped(model, account_id).where(model.id == ident)  # type: ignore[attr-defined]
+    row = (await session.execute(query)).scalar_one_or_none()
     if row is None:
         raise NotFound(f"{model.__name__} not found")
     return row

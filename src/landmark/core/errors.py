@@ -65,7 +65,9 @@ class RateLimited(DomainError):
 class OAuthError(DomainError):
     """An RFC 6749 §5.2 error at a token endpoint."""
 
-    def __init__(self, error: str, description: str, status: int = 400, challenge: str = "") -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, challenge: str = ""
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.status = status

@@ -41,14 +41,21 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 extra = [(b"x-request-id", request_id.encode())]
-                extra += [(k.lower().encode(), v.encode()) for k, v in state.get("quota_headers", {}).items()]
+                extra += [
+                    (k.lower().encode(), v.encode())
+                    for k, v in state.get("quota_headers", {}).items()
+                ]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         async def answer(error: Exception) -> None:
             from landmark.api.errors import internal_error, render
 
-            response = render(scope["path"], error) if isinstance(error, PayloadTooLarge) else internal_error(scope["path"])
+            response = (
+                render(scope["path"], error)
+                if isinstance(error, PayloadTooLarge)
+                else internal_error(scope["path"])
+            )
             await response(scope, receive, reply)
 
         async def limited_receive() -> Message:

@@ -142,7 +142,9 @@ class Authenticator:
                     "(any value) as CSRF protection"
                 )
             email, password = _decode_basic(value)
-            principal = await self.password_principal(session, email, password, account_hint(headers))
+            principal = await self.password_principal(
+                session, email, password, account_hint(headers)
+            )
         elif scheme.lower() == "bearer" or not value:
             token = value if scheme.lower() == "bearer" else scheme  # raw Upsolver-style token
             principal = await self.token_principal(session, token)
@@ -193,23 +195,35 @@ class Authenticator:
     async def _load_credential(self, session: AsyncSession, key_id: str) -> _Entry:
         generation = _generation
         row = (
-            await session.execute(_principal_query().add_columns(Credential).where(Credential.key_id == key_id).join(
-                Credential,
-                (Credential.account_id == Membership.account_id) & (Credential.user_id == User.id),
-            ))
+            await session.execute(
+                _principal_query()
+                .add_columns(Credential)
+                .where(Credential.key_id == key_id)
+                .join(
+                    Credential,
+                    (Credential.account_id == Membership.account_id)
+                    & (Credential.user_id == User.id),
+                )
+            )
         ).first()
         if row is None:
             raise Unauthorized("The access token is invalid", challenge("invalid_token"))
         user, membership, account, credential = row
         now = clock.now()
-        reason = _credential_problem(credential, now) or _membership_problem(user, membership, account, now)
+        reason = _credential_problem(credential, now) or _membership_problem(
+            user, membership, account, now
+        )
         if reason:
             raise Unauthorized(f"The credential is {reason}", challenge("invalid_token", reason))
         bounds = [credential.expires_at, user.expires_at]
         if credential.kind in IDLE_KINDS:
             bounds.append(_idle_deadline(credential, self.settings.token_idle_days))
-        principal = build_principal(self.settings, user, membership, account, credential, [b for b in bounds if b])
-        entry = _Entry(principal, credential.secret_hash, credential.last_used_at, generation, time.monotonic())
+        principal = build_principal(
+            self.settings, user, membership, account, credential, [b for b in bounds if b]
+        )
+        entry = _Entry(
+            principal, credential.secret_hash, credential.last_used_at, generation, time.monotonic()
+        )
         self._cache[("credential", key_id)] = entry
         return entry
 
@@ -218,7 +232,9 @@ class Authenticator:
         if entry.last_used_at and now - entry.last_used_at < LAST_USED_RESOLUTION:
             return
         entry.last_used_at = now
-        await session.execute(update(Credential).where(Credential.key_id == key_id).values(last_used_at=now))
+        await session.execute(
+            update(Credential).where(Credential.key_id == key_id).values(last_used_at=now)
+        )
         await session.commit()
 
     async def password_principal(
@@ -254,11 +270,18 @@ class Authenticator:
         if user.failed_sign_ins >= self.settings.lockout_attempts:
             user.locked_until = clock.now() + timedelta(seconds=self.settings.lockout_seconds)
         accounts = (
-            await session.scalars(select(Membership.account_id).where(Membership.user_id == user.id))
+            await session.scalars(
+                select(Membership.account_id).where(Membership.user_id == user.id)
+            )
         ).all()
         for account_id in accounts:
             await record(
-                session, account_id, "user.sign_in_failed", "user", user.id, Actor(user.id),
+                session,
+                account_id,
+                "user.sign_in_failed",
+                "user",
+                user.id,
+                Actor(user.id),
                 {"failed_sign_ins": user.failed_sign_ins, "locked": user.locked_until is not None},
             )
         await session.commit()
@@ -267,7 +290,10 @@ class Authenticator:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        if entry.generation != _generation or time.monotonic() - entry.fetched > self.settings.auth_cache_seconds:
+        if (
+            entry.generation != _generation
+            or time.monotonic() - entry.fetched > self.settings.auth_cache_seconds
+        ):
             del self._cache[key]
             return None
         return entry
@@ -323,7 +349,7 @@ async def member_principal(
     return build_principal(settings, user, membership, account, None, [])
 
 
-def _principal_query() -> Select[tuple[User, Membership, Account]]:
+def _principal_query() -> Select[User, Membership, Account]:
     return (
         select(User, Membership, Account)
         .join(Membership, Membership.user_id == User.id)

@@ -51,7 +51,9 @@ async def ensure_signing_key(session: AsyncSession) -> None:
 async def rotate(session: AsyncSession, max_token_seconds: int) -> SigningKey:
     """Start signing with a new key; retire the old ones and drop those no token can still need."""
     now = clock.now()
-    for key in (await session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None)))).all():
+    for key in (
+        await session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None)))
+    ).all():
         key.retired_at = now
     await session.execute(
         delete(SigningKey).where(SigningKey.retired_at < now - timedelta(seconds=max_token_seconds))
@@ -86,10 +88,15 @@ class KeyRing:
             }
         self.loaded_at = time.monotonic()
 
-    async def sign(self, session: AsyncSession, claims: dict[str, Any], issuer: str, lifetime: int) -> str:
+    async def sign(
+        self, session: AsyncSession, claims: dict[str, Any], issuer: str, lifetime: int
+    ) -> str:
         """A JWT signed with the newest key (a rotation by another process is picked up here)."""
         newest = await session.scalar(
-            select(SigningKey.kid).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at.desc()).limit(1)
+            select(SigningKey.kid)
+            .where(SigningKey.retired_at.is_(None))
+            .order_by(SigningKey.created_at.desc())
+            .limit(1)
         )
         if newest != self.signing_kid:
             await self.load(session)

@@ -92,7 +92,7 @@ class Credential(Base):
 
 
 class SigningKey(Base):
-    """A key pair that signs access tokens. The newest unretired key signs; all listed ones verify."""
+    """A key pair for access tokens: the newest unretired key signs; all listed ones verify."""
 
     __tablename__ = "signing_keys"
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)

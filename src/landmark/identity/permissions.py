@@ -6,7 +6,9 @@ from enum import StrEnum
 class Permission(StrEnum):
     READ = "read"  # read the inventory (CMDB and architecture)
     WRITE = "write"  # create and change inventory records
-    ARCHIVE = "archive"  # archive, trash and restore records (Xurrent's Account/Directory Administrator)
+    ARCHIVE = (
+        "archive"  # archive, trash and restore records (Xurrent's Account/Directory Administrator)
+    )
     MONITORING = "monitoring"  # monitors (CloverDX's "Monitoring section")
     WEBHOOKS = "webhooks"  # manage webhook subscriptions and policies
     INTEGRATIONS = "integrations"  # imports, exports, Integration API runs
@@ -36,7 +38,7 @@ LEANIX_ROLE = {Role.ADMIN: "ADMIN", Role.MEMBER: "MEMBER", Role.VIEWER: "VIEWER"
 def effective_permissions(
     role: str, grants: list[str] | None, scopes: list[str] | None = None
 ) -> frozenset[str]:
-    """What a credential may do: its owner's role and grants, narrowed by the credential's scopes."""
+    """What a credential may do: its owner's role and grants, narrowed by its scopes."""
     owned = ROLE_PERMISSIONS[Role(role)] | frozenset(grants or ())
     return frozenset(owned if scopes is None else owned & frozenset(scopes))
 
@@ -50,6 +52,9 @@ def parse_permissions(values: list[str], field: str) -> list[str]:
     if unknown:
         raise ValidationFailed(
             "Validation failed",
-            [(field, f"unknown permission {v!r}; known: {', '.join(sorted(known))}") for v in unknown],
+            [
+                (field, f"unknown permission {v!r}; known: {', '.join(sorted(known))}")
+                for v in unknown
+            ],
         )
     return sorted(set(values))

@@ -131,7 +131,9 @@ async def update_account(
             diff[field] = [getattr(account, field), value]
             setattr(account, field, value)
     mark_identity_changed(session)
-    await record(session, account.id, "account.updated", "account", account.id, principal.actor, diff)
+    await record(
+        session, account.id, "account.updated", "account", account.id, principal.actor, diff
+    )
     return account
 
 
@@ -167,7 +169,13 @@ async def create_user(
         session, account_id, "user.created", "user", user.id, actor, {"email": email, "role": role}
     )
     await record(
-        session, account_id, "membership.created", "user", user.id, actor, {"role": role, "permissions": grants}
+        session,
+        account_id,
+        "membership.created",
+        "user",
+        user.id,
+        actor,
+        {"role": role, "permissions": grants},
     )
     return user, membership
 
@@ -181,20 +189,41 @@ async def invite_user(
     user = await session.scalar(select(User).where(User.email == email))
     if user is None:
         return await create_user(
-            session, principal.account_id, principal.actor,
-            email=email, name=name or email.split("@")[0], password=None, role=role,
+            session,
+            principal.account_id,
+            principal.actor,
+            email=email,
+            name=name or email.split("@")[0],
+            password=None,
+            role=role,
         )
     membership = await session.get(Membership, (principal.account_id, user.id))
     if membership is not None:
-        raise ValidationFailed("Validation failed", [("email", "is already a member of this workspace")])
-    membership = Membership(account_id=principal.account_id, user_id=user.id, role=role, permissions=[])
+        raise ValidationFailed(
+            "Validation failed", [("email", "is already a member of this workspace")]
+        )
+    membership = Membership(
+        account_id=principal.account_id, user_id=user.id, role=role, permissions=[]
+    )
     session.add(membership)
-    await record(session, principal.account_id, "membership.created", "user", user.id, principal.actor, {"role": role})
+    await record(
+        session,
+        principal.account_id,
+        "membership.created",
+        "user",
+        user.id,
+        principal.actor,
+        {"role": role},
+    )
     return user, membership
 
 
 async def list_members(
-    session: AsyncSession, principal: Principal, kind: str = "person", offset: int = 0, limit: int = 100
+    session: AsyncSession,
+    principal: Principal,
+    kind: str = "person",
+    offset: int = 0,
+    limit: int = 100,
 ) -> tuple[list[tuple[User, Membership]], int]:
     query = (
         select(User, Membership)
@@ -213,7 +242,9 @@ async def get_member(
         await session.execute(
             select(User, Membership)
             .join(Membership, Membership.user_id == User.id)
-            .where(Membership.account_id == principal.account_id, User.id == user_id, User.kind == kind)
+            .where(
+                Membership.account_id == principal.account_id, User.id == user_id, User.kind == kind
+            )
         )
     ).first()
     if row is None:
@@ -252,7 +283,9 @@ async def update_member(
         diff["status"] = [membership.status, changes["status"]]
         membership.status = changes["status"]
     mark_identity_changed(session)
-    await record(session, principal.account_id, "user.updated", "user", user.id, principal.actor, diff)
+    await record(
+        session, principal.account_id, "user.updated", "user", user.id, principal.actor, diff
+    )
     if archive:
         await archive_member(session, principal, user)
     return user, membership
@@ -262,7 +295,12 @@ async def archive_member(session: AsyncSession, principal: Principal, user: User
     """An archived user's credentials in the account die at once, for good."""
     revoked = await _revoke_all(session, principal.account_id, user.id)
     await record(
-        session, principal.account_id, "user.archived", "user", user.id, principal.actor,
+        session,
+        principal.account_id,
+        "user.archived",
+        "user",
+        user.id,
+        principal.actor,
         {"credentials_revoked": revoked},
     )
 
@@ -320,8 +358,13 @@ async def issue_token(
     session.add(credential)
     await session.flush()
     await record(
-        session, principal.account_id, "credential.created", "credential", credential.id,
-        principal.actor, {"kind": kind, "name": name, "user_id": credential.user_id},
+        session,
+        principal.account_id,
+        "credential.created",
+        "credential",
+        credential.id,
+        principal.actor,
+        {"kind": kind, "name": name, "user_id": credential.user_id},
     )
     return Issued(credential, token)
 
@@ -362,8 +405,13 @@ async def revoke(session: AsyncSession, principal: Principal, credential: Creden
     credential.revoked_at = clock.now()
     mark_identity_changed(session)
     await record(
-        session, principal.account_id, "credential.revoked", "credential", credential.id,
-        principal.actor, {"kind": credential.kind, "name": credential.name},
+        session,
+        principal.account_id,
+        "credential.revoked",
+        "credential",
+        credential.id,
+        principal.actor,
+        {"kind": credential.kind, "name": credential.name},
     )
 
 
@@ -382,7 +430,11 @@ async def _get_credential(session: AsyncSession, account_id: str, ident: Any) ->
 
 
 async def create_api_key(
-    session: AsyncSession, settings: Settings, principal: Principal, name: Any, privileges: list[str] | None
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    name: Any,
+    privileges: list[str] | None,
 ) -> Issued:
     principal.require(Permission.API_KEYS)
     key_id = new_key_id()
@@ -395,14 +447,23 @@ async def create_api_key(
         key_id=key_id,
         secret_hash=_hash(secret),
         secret_last3=secret[-3:],
-        scopes=_within_owner(principal, privileges if privileges is not None else sorted(principal.permissions), "privileges"),
+        scopes=_within_owner(
+            principal,
+            privileges if privileges is not None else sorted(principal.permissions),
+            "privileges",
+        ),
         expires_at=clock.now() + timedelta(days=settings.api_key_secret_days),
         created_by=principal.user_id,
     )
     session.add(credential)
     await session.flush()
     await record(
-        session, principal.account_id, "api_key.created", "credential", credential.id, principal.actor,
+        session,
+        principal.account_id,
+        "api_key.created",
+        "credential",
+        credential.id,
+        principal.actor,
         {"name": credential.name, "privileges": credential.scopes},
     )
     return Issued(credential, secret)
@@ -443,10 +504,21 @@ async def update_api_key(
         diff["enabled"] = [credential.enabled, changes["enabled"]]
         credential.enabled = changes["enabled"]
     if "privileges" in changes:
-        diff["privileges"] = [credential.scopes, _within_owner(principal, changes["privileges"], "privileges")]
+        diff["privileges"] = [
+            credential.scopes,
+            _within_owner(principal, changes["privileges"], "privileges"),
+        ]
         credential.scopes = diff["privileges"][1]
     mark_identity_changed(session)
-    await record(session, principal.account_id, "api_key.updated", "credential", credential.id, principal.actor, diff)
+    await record(
+        session,
+        principal.account_id,
+        "api_key.updated",
+        "credential",
+        credential.id,
+        principal.actor,
+        diff,
+    )
     return credential
 
 
@@ -461,7 +533,14 @@ async def regenerate_api_key(
     credential.issued_at = clock.now()
     credential.expires_at = credential.issued_at + timedelta(days=settings.api_key_secret_days)
     mark_identity_changed(session)
-    await record(session, principal.account_id, "api_key.regenerated", "credential", credential.id, principal.actor)
+    await record(
+        session,
+        principal.account_id,
+        "api_key.regenerated",
+        "credential",
+        credential.id,
+        principal.actor,
+    )
     return Issued(credential, secret)
 
 
@@ -469,7 +548,14 @@ async def delete_api_key(session: AsyncSession, principal: Principal, key_id: An
     credential = await get_api_key(session, principal, key_id)
     credential.revoked_at = clock.now()
     mark_identity_changed(session)
-    await record(session, principal.account_id, "api_key.deleted", "credential", credential.id, principal.actor)
+    await record(
+        session,
+        principal.account_id,
+        "api_key.deleted",
+        "credential",
+        credential.id,
+        principal.actor,
+    )
 
 
 # --- technical users ----------------------------------------------------------------------------
@@ -491,15 +577,27 @@ async def create_technical_user(
     user = User(kind="technical", name=name, description=description, expires_at=expires_at)
     session.add(user)
     await session.flush()
-    membership = Membership(account_id=principal.account_id, user_id=user.id, role=role, permissions=[])
+    membership = Membership(
+        account_id=principal.account_id, user_id=user.id, role=role, permissions=[]
+    )
     session.add(membership)
     await record(
-        session, principal.account_id, "technical_user.created", "technical_user", user.id,
-        principal.actor, {"name": name, "role": role},
+        session,
+        principal.account_id,
+        "technical_user.created",
+        "technical_user",
+        user.id,
+        principal.actor,
+        {"name": name, "role": role},
     )
     issued = await issue_token(
-        session, settings, _as_owner(principal, role), kind="technical", name=name,
-        expires_at=expires_at, user_id=user.id,
+        session,
+        settings,
+        _as_owner(principal, role),
+        kind="technical",
+        name=name,
+        expires_at=expires_at,
+        user_id=user.id,
     )
     return user, membership, issued
 
@@ -513,10 +611,14 @@ def _as_owner(principal: Principal, role: str) -> Principal:
     return replace(principal, permissions=principal.permissions & effective_permissions(role, []))
 
 
-async def technical_token(session: AsyncSession, principal: Principal, user: User) -> Credential | None:
+async def technical_token(
+    session: AsyncSession, principal: Principal, user: User
+) -> Credential | None:
     return await session.scalar(
         scoped(Credential, principal.account_id).where(
-            Credential.user_id == user.id, Credential.kind == "technical", Credential.revoked_at.is_(None)
+            Credential.user_id == user.id,
+            Credential.kind == "technical",
+            Credential.revoked_at.is_(None),
         )
     )
 
@@ -530,10 +632,19 @@ async def replace_technical_token(
         raise NotFound("Technical user not found")
     await _revoke_all(session, principal.account_id, user.id)
     await record(
-        session, principal.account_id, "technical_user.token_replaced", "technical_user", user.id, principal.actor
+        session,
+        principal.account_id,
+        "technical_user.token_replaced",
+        "technical_user",
+        user.id,
+        principal.actor,
     )
     return await issue_token(
-        session, settings, _as_owner(principal, membership.role), kind="technical", name=user.name,
+        session,
+        settings,
+        _as_owner(principal, membership.role),
+        kind="technical",
+        name=user.name,
         expires_at=user.expires_at if user.expires_at and user.expires_at > clock.now() else None,
         user_id=user.id,
     )
@@ -544,7 +655,14 @@ async def delete_technical_user(session: AsyncSession, principal: Principal, use
     user, membership = await get_member(session, principal, user_id, kind="technical")
     membership.status = "archived"
     await _revoke_all(session, principal.account_id, user.id)
-    await record(session, principal.account_id, "technical_user.deleted", "technical_user", user.id, principal.actor)
+    await record(
+        session,
+        principal.account_id,
+        "technical_user.deleted",
+        "technical_user",
+        user.id,
+        principal.actor,
+    )
 
 
 # --- audit trail --------------------------------------------------------------------------------
@@ -593,8 +711,14 @@ async def bootstrap_account(
     """A new account, its first user and that user's personal API token (`landmark init`)."""
     await create_account(session, slug, name)
     return await add_person(
-        session, settings, slug, email=admin_email, password=admin_password,
-        name=admin_name or admin_email.split("@")[0], role=role, token_days=token_days,
+        session,
+        settings,
+        slug,
+        email=admin_email,
+        password=admin_password,
+        name=admin_name or admin_email.split("@")[0],
+        role=role,
+        token_days=token_days,
     )
 
 
@@ -617,7 +741,11 @@ async def add_person(
     )
     principal = await member_principal(session, settings, user, account_id)
     issued = await issue_token(
-        session, settings, principal, kind="personal", name="landmark init",
+        session,
+        settings,
+        principal,
+        kind="personal",
+        name="landmark init",
         expires_at=clock.now() + timedelta(days=token_days),
     )
     account = await session.get_one(Account, account_id)

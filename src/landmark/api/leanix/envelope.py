@@ -1,4 +1,4 @@
-"""The LeanIX response envelope: {"status": "OK", "type": ..., "data": ..., "errors": [], "total": N}."""
+"""The LeanIX envelope: {"status": "OK", "type": ..., "data": ..., "errors": [], "total": N}."""
 
 from typing import Any
 

@@ -69,14 +69,21 @@ async def token(request: Request, session: Session) -> JSONResponse:
     require_client_credentials_grant(fields)
     credentials = basic_credentials(request)
     if credentials is None or credentials[0] != "apitoken":
-        raise OAuthError("invalid_client", "Use HTTP Basic with user 'apitoken' and your API token", 401, 'Basic realm="landmark"')
+        raise OAuthError(
+            "invalid_client",
+            "Use HTTP Basic with user 'apitoken' and your API token",
+            401,
+            'Basic realm="landmark"',
+        )
     authenticator = request.app.state.authenticator
     try:
         principal = await authenticator.token_principal(session, credentials[1])
     except Unauthorized as exc:
         raise OAuthError("invalid_client", exc.message, 401, 'Basic realm="landmark"') from None
     if principal.credential_id is None or principal.credential_kind == "api_key":
-        raise OAuthError("invalid_client", "An API token is required", 401, 'Basic realm="landmark"')
+        raise OAuthError(
+            "invalid_client", "An API token is required", 401, 'Basic realm="landmark"'
+        )
     await limit(request, principal)
     settings = request.app.state.settings
     claims = {
@@ -85,9 +92,16 @@ async def token(request: Request, session: Session) -> JSONResponse:
         "acc": principal.account_id,
         **principal.leanix_claims(settings.base_url.rstrip("/")),
     }
-    access_token = await request.app.state.keyring.sign(session, claims, settings.base_url, settings.mtm_token_seconds)
-    body = {"scope": "", "expired": False, "access_token": access_token, "token_type": "bearer",
-            "expires_in": settings.mtm_token_seconds}
+    access_token = await request.app.state.keyring.sign(
+        session, claims, settings.base_url, settings.mtm_token_seconds
+    )
+    body = {
+        "scope": "",
+        "expired": False,
+        "access_token": access_token,
+        "token_type": "bearer",
+        "expires_in": settings.mtm_token_seconds,
+    }
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -116,9 +130,16 @@ async def list_api_tokens(who: CurrentPrincipal, session: Session) -> dict[str, 
 
 
 @router.post("/apiTokens")
-async def create_api_token(body: ApiTokenCreate, who: CurrentPrincipal, session: Session, settings: SettingsDep) -> dict[str, Any]:
+async def create_api_token(
+    body: ApiTokenCreate, who: CurrentPrincipal, session: Session, settings: SettingsDep
+) -> dict[str, Any]:
     issued = await service.issue_token(
-        session, settings, who, kind="personal", name=body.name, description=body.description,
+        session,
+        settings,
+        who,
+        kind="personal",
+        name=body.name,
+        description=body.description,
         expires_at=_expiry(body.expiry),
     )
     await session.commit()
@@ -127,24 +148,33 @@ async def create_api_token(body: ApiTokenCreate, who: CurrentPrincipal, session:
 
 @router.get("/apiTokens/{token_id}")
 async def get_api_token(token_id: str, who: CurrentPrincipal, session: Session) -> dict[str, Any]:
-    return ok(_api_token(who, await service.get_own_token(session, who, token_id, KINDS)), "ApiToken")
+    return ok(
+        _api_token(who, await service.get_own_token(session, who, token_id, KINDS)), "ApiToken"
+    )
 
 
 @router.delete("/apiTokens/{token_id}")
-async def delete_api_token(token_id: str, who: CurrentPrincipal, session: Session) -> dict[str, Any]:
+async def delete_api_token(
+    token_id: str, who: CurrentPrincipal, session: Session
+) -> dict[str, Any]:
     await service.revoke(session, who, await service.get_own_token(session, who, token_id, KINDS))
     await session.commit()
     return ok(None, "ApiToken")
 
 
-def _technical_user(who: Principal, user: User, membership: Membership, secret: str | None = None) -> dict[str, Any]:
+def _technical_user(
+    who: Principal, user: User, membership: Membership, secret: str | None = None
+) -> dict[str, Any]:
     out = {
         "id": str(user.id),
         "userName": user.name,
         "description": user.description,
         "role": _leanix_role(membership.role),
-        "permission": {"role": _leanix_role(membership.role), "workspaceId": str(who.account_uuid),
-                       "status": membership.status.upper()},
+        "permission": {
+            "role": _leanix_role(membership.role),
+            "workspaceId": str(who.account_uuid),
+            "status": membership.status.upper(),
+        },
         "status": membership.status.upper(),
         "expiry": iso(user.expires_at),
         "createdAt": iso(user.created_at),
@@ -175,7 +205,12 @@ async def create_technical_user(
     """A technical user with its API token, shown in this response only."""
     role = body.role or (body.permission or {}).get("role") or "MEMBER"
     user, membership, issued = await service.create_technical_user(
-        session, settings, who, name=body.userName, role=str(role), description=body.description,
+        session,
+        settings,
+        who,
+        name=body.userName,
+        role=str(role),
+        description=body.description,
         expires_at=_expiry(body.expiry),
     )
     await session.commit()
@@ -183,21 +218,27 @@ async def create_technical_user(
 
 
 @router.get("/technicalusers/{user_id}")
-async def get_technical_user(user_id: str, who: CurrentPrincipal, session: Session) -> dict[str, Any]:
+async def get_technical_user(
+    user_id: str, who: CurrentPrincipal, session: Session
+) -> dict[str, Any]:
     who.require(Permission.USERS)
     user, membership = await service.get_member(session, who, _user_id(user_id), "technical")
     return ok(_technical_user(who, user, membership), "TechnicalUser")
 
 
 @router.delete("/technicalusers/{user_id}")
-async def delete_technical_user(user_id: str, who: CurrentPrincipal, session: Session) -> dict[str, Any]:
+async def delete_technical_user(
+    user_id: str, who: CurrentPrincipal, session: Session
+) -> dict[str, Any]:
     await service.delete_technical_user(session, who, _user_id(user_id))
     await session.commit()
     return ok(None, "TechnicalUser")
 
 
 @router.put("/technicalusers/{user_id}/replace_token")
-async def replace_token(user_id: str, who: CurrentPrincipal, session: Session, settings: SettingsDep) -> dict[str, Any]:
+async def replace_token(
+    user_id: str, who: CurrentPrincipal, session: Session, settings: SettingsDep
+) -> dict[str, Any]:
     """A new API token for the technical user; the old one stops working at once."""
     issued = await service.replace_technical_token(session, settings, who, _user_id(user_id))
     await session.commit()
@@ -212,8 +253,16 @@ async def changelog(user_id: str, who: CurrentPrincipal, session: Session) -> di
     events = await service.audit_trail(
         session, who, subject_type="technical_user", subject_id=str(user.id), limit=1000
     )
-    data = [{"id": str(e.id), "action": e.type.split(".", 1)[1].upper(), "createdAt": iso(e.created_at),
-             "actorId": e.actor_user_id, "data": e.data} for e in events]
+    data = [
+        {
+            "id": str(e.id),
+            "action": e.type.split(".", 1)[1].upper(),
+            "createdAt": iso(e.created_at),
+            "actorId": e.actor_user_id,
+            "data": e.data,
+        }
+        for e in events
+    ]
     return ok(data, "TechnicalUserChangeLog", len(data))
 
 
@@ -230,15 +279,21 @@ def _member(who: Principal, user: User, membership: Membership) -> dict[str, Any
         "displayName": user.name,
         "role": _leanix_role(membership.role),
         "status": membership.status.upper(),
-        "permission": {"workspaceId": str(who.account_uuid), "role": _leanix_role(membership.role),
-                       "status": membership.status.upper()},
+        "permission": {
+            "workspaceId": str(who.account_uuid),
+            "role": _leanix_role(membership.role),
+            "status": membership.status.upper(),
+        },
     }
 
 
 @router.get("/workspaces/{workspace_id}/users")
 async def workspace_users(
-    workspace_id: str, who: CurrentPrincipal, session: Session,
-    page: int = Query(1, ge=1), size: int = Query(100, ge=1, le=100),
+    workspace_id: str,
+    who: CurrentPrincipal,
+    session: Session,
+    page: int = Query(1, ge=1),
+    size: int = Query(100, ge=1, le=100),
 ) -> dict[str, Any]:
     _workspace(who, workspace_id)
     who.require(Permission.READ)
@@ -256,4 +311,3 @@ async def invite(body: Invite, who: CurrentPrincipal, session: Session) -> dict[
     user, membership = await service.invite_user(session, who, body.user.get("email"), role, name)
     await session.commit()
     return ok(_member(who, user, membership), "User")
-

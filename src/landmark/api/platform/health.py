@@ -21,7 +21,11 @@ async def readyz(request: Request) -> JSONResponse:
         async with request.app.state.engine.connect() as connection:
             pending = await connection.run_sync(pending_migrations)
     except Exception as exc:  # any failure to reach the database means "not ready"
-        return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "database": type(exc).__name__}, status_code=503
+        )
     if pending:
-        return JSONResponse({"status": "unavailable", "pending_migrations": pending}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "pending_migrations": pending}, status_code=503
+        )
     return JSONResponse({"status": "ok", "database": "ok", "migrations": "current"})

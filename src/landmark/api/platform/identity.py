@@ -74,7 +74,9 @@ async def get_account(who: CurrentPrincipal, session: Session) -> dict[str, Any]
 
 
 @router.patch("/account")
-async def patch_account(body: AccountUpdate, who: CurrentPrincipal, session: Session) -> dict[str, Any]:
+async def patch_account(
+    body: AccountUpdate, who: CurrentPrincipal, session: Session
+) -> dict[str, Any]:
     account = await service.update_account(session, who, _changes(body))
     await session.commit()
     return render.account(account)
@@ -88,14 +90,18 @@ async def list_users(
     page: int = Query(1, ge=1),
     per_page: int = Query(100, ge=1, le=100),
 ) -> list[dict[str, Any]]:
-    rows, total = await service.list_members(session, who, "person", (page - 1) * per_page, per_page)
+    rows, total = await service.list_members(
+        session, who, "person", (page - 1) * per_page, per_page
+    )
     response.headers["X-Total-Count"] = str(total)
     return [render.user(u, m) for u, m in rows]
 
 
 @router.post("/users", status_code=201, dependencies=[require(Permission.USERS)])
 async def create_user(body: UserCreate, who: CurrentPrincipal, session: Session) -> dict[str, Any]:
-    user, membership = await service.create_user(session, who.account_id, who.actor, **_changes(body))
+    user, membership = await service.create_user(
+        session, who.account_id, who.actor, **_changes(body)
+    )
     await session.commit()
     return render.user(user, membership)
 
@@ -106,7 +112,9 @@ async def get_user(user_id: int, who: CurrentPrincipal, session: Session) -> dic
 
 
 @router.patch("/users/{user_id}")
-async def patch_user(user_id: int, body: UserUpdate, who: CurrentPrincipal, session: Session) -> dict[str, Any]:
+async def patch_user(
+    user_id: int, body: UserUpdate, who: CurrentPrincipal, session: Session
+) -> dict[str, Any]:
     user, membership = await service.update_member(session, who, user_id, _changes(body))
     await session.commit()
     return render.user(user, membership)
@@ -130,13 +138,17 @@ async def create_token(
 
 @router.delete("/tokens/{token_id}", status_code=204)
 async def delete_token(token_id: str, who: CurrentPrincipal, session: Session) -> Response:
-    await service.revoke(session, who, await service.get_own_token(session, who, token_id, ("personal",)))
+    await service.revoke(
+        session, who, await service.get_own_token(session, who, token_id, ("personal",))
+    )
     await session.commit()
     return Response(status_code=204)
 
 
 @router.get("/api-keys")
-async def list_api_keys(who: CurrentPrincipal, session: Session, settings: SettingsDep) -> list[dict[str, Any]]:
+async def list_api_keys(
+    who: CurrentPrincipal, session: Session, settings: SettingsDep
+) -> list[dict[str, Any]]:
     return [render.api_key(k, settings.base_url) for k in await service.list_api_keys(session, who)]
 
 
@@ -151,7 +163,9 @@ async def create_api_key(
 
 
 @router.get("/api-keys/{key_id}")
-async def get_api_key(key_id: str, who: CurrentPrincipal, session: Session, settings: SettingsDep) -> dict[str, Any]:
+async def get_api_key(
+    key_id: str, who: CurrentPrincipal, session: Session, settings: SettingsDep
+) -> dict[str, Any]:
     return render.api_key(await service.get_api_key(session, who, key_id), settings.base_url)
 
 

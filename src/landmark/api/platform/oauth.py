@@ -32,9 +32,13 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     try:
         user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        raise OAuthError("invalid_client", "Malformed Basic credentials", 401, 'Basic realm="landmark"') from None
+        raise OAuthError(
+            "invalid_client", "Malformed Basic credentials", 401, 'Basic realm="landmark"'
+        ) from None
     if not sep:
-        raise OAuthError("invalid_client", "Malformed Basic credentials", 401, 'Basic realm="landmark"')
+        raise OAuthError(
+            "invalid_client", "Malformed Basic credentials", 401, 'Basic realm="landmark"'
+        )
     return user, password
 
 
@@ -52,7 +56,10 @@ async def token(request: Request, session: Session) -> JSONResponse:
     fields = await form_fields(request)
     require_client_credentials_grant(fields)
     from_header = basic_credentials(request)
-    client_id, secret = from_header or (fields.get("client_id", ""), fields.get("client_secret", ""))
+    client_id, secret = from_header or (
+        fields.get("client_id", ""),
+        fields.get("client_secret", ""),
+    )
     challenge = 'Basic realm="landmark"' if from_header else ""
     key_id = key_id_from_client_id(client_id)
     if key_id is None or not secret:
@@ -62,14 +69,22 @@ async def token(request: Request, session: Session) -> JSONResponse:
         principal = await authenticator.secret_principal(session, key_id, secret)
     except Unauthorized as exc:
         await _record_failure(session, key_id)
-        raise OAuthError("invalid_client", f"Client authentication failed: {exc.message}", 401, challenge) from None
+        raise OAuthError(
+            "invalid_client", f"Client authentication failed: {exc.message}", 401, challenge
+        ) from None
     await limit(request, principal)
     settings = request.app.state.settings
     access_token = await request.app.state.keyring.sign(
         session,
-        {"sub": str(principal.user_uuid), "cid": key_id, "acc": principal.account_id,
-         "client_id": client_id, "scope": " ".join(sorted(principal.permissions))},
-        settings.base_url, settings.access_token_seconds,
+        {
+            "sub": str(principal.user_uuid),
+            "cid": key_id,
+            "acc": principal.account_id,
+            "client_id": client_id,
+            "scope": " ".join(sorted(principal.permissions)),
+        },
+        settings.base_url,
+        settings.access_token_seconds,
     )
     body = {
         "access_token": access_token,
@@ -85,7 +100,11 @@ async def _record_failure(session: AsyncSession, key_id: str) -> None:
     credential = await session.scalar(select(Credential).where(Credential.key_id == key_id))
     if credential is not None:
         await record(
-            session, credential.account_id, "api_key.sign_in_failed", "credential", credential.id,
+            session,
+            credential.account_id,
+            "api_key.sign_in_failed",
+            "credential",
+            credential.id,
             Actor(credential.user_id),
         )
         await session.commit()
@@ -96,7 +115,9 @@ async def jwks(request: Request) -> JSONResponse:
     """The public keys that verify Landmark's access tokens."""
     async with request.app.state.sessions() as session:
         await request.app.state.keyring.load(session)
-    return JSONResponse({"keys": request.app.state.keyring.jwks}, headers={"Cache-Control": "max-age=60"})
+    return JSONResponse(
+        {"keys": request.app.state.keyring.jwks}, headers={"Cache-Control": "max-age=60"}
+    )
 
 
 @router.get("/.well-known/oauth-authorization-server")

@@ -32,7 +32,9 @@ def user(row: User, membership: Membership) -> dict[str, Any]:
         "kind": row.kind,
         "role": membership.role,
         "permissions": membership.permissions,
-        "effective_permissions": sorted(effective_permissions(membership.role, membership.permissions)),
+        "effective_permissions": sorted(
+            effective_permissions(membership.role, membership.permissions)
+        ),
         "status": membership.status,
         "created_at": iso(row.created_at),
         "updated_at": iso(max(row.updated_at, membership.updated_at)),
@@ -41,7 +43,13 @@ def user(row: User, membership: Membership) -> dict[str, Any]:
 
 def me(who: Principal) -> dict[str, Any]:
     return {
-        "user": {"id": who.user_id, "uuid": str(who.user_uuid), "email": who.user_email, "name": who.user_name, "kind": who.user_kind},
+        "user": {
+            "id": who.user_id,
+            "uuid": str(who.user_uuid),
+            "email": who.user_email,
+            "name": who.user_name,
+            "kind": who.user_kind,
+        },
         "account": {"id": who.account_id, "uuid": str(who.account_uuid), "name": who.account_name},
         "role": who.role,
         "permissions": sorted(who.permissions),

@@ -65,10 +65,16 @@ def _render(who: Principal, row: Credential, secret: str | None = None) -> dict[
 
 
 @router.post("/")
-async def create(body: TokenRequest, who: Caller, session: Session, settings: SettingsDep) -> dict[str, Any]:
+async def create(
+    body: TokenRequest, who: Caller, session: Session, settings: SettingsDep
+) -> dict[str, Any]:
     """Create an API token; `apiToken` is in this response only."""
     issued = await service.issue_token(
-        session, settings, who, kind="upsolver", name=body.displayData.name,
+        session,
+        settings,
+        who,
+        kind="upsolver",
+        name=body.displayData.name,
         description=body.displayData.description,
     )
     await session.commit()
