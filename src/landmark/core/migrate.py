@@ -28,7 +28,9 @@ def pending_migrations(connection: Connection) -> list[str]:
     heads = set(script.get_heads())
     if current == heads:
         return []
-    return [rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current) or "base")]
+    return [
+        rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current) or "base")
+    ]
 
 
 def _upgrade(connection: Connection) -> None:

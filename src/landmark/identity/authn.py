@@ -32,6 +32,11 @@ ACCOUNT_HEADERS = ("x-xurrent-account", "x-4me-account")
 BASIC_CHALLENGE = 'Basic realm="landmark"'
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is written at most once a minute
 IDLE_KINDS = ("personal", "upsolver")  # tokens that expire when left unused
+TOKEN_KINDS = (
+    "personal",
+    "technical",
+    "upsolver",
+)  # bearer tokens; API keys only sign in at /oauth/token
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,9 @@ def _after_commit(session: Session) -> None:
 @dataclass
 class _Entry:
     principal: Principal
-    secret_hash: str | None
+    kind: str  # the credential's kind; "password" for a Basic sign-in
+    secret_hash: str
+    problem: str  # why the credential is not in force now, or ""
     last_used_at: datetime | None
     generation: int
     fetched: float
@@ -164,13 +171,19 @@ class Authenticator:
             raise Unauthorized("The access token is malformed", challenge("invalid_token"))
         return await self.secret_principal(session, parsed.key_id, token)
 
-    async def secret_principal(self, session: AsyncSession, key_id: str, secret: str) -> Principal:
-        """Check a secret against the credential with that key id (tokens and client secrets)."""
-        digest = keyed_hash(self.pepper, secret)
+    async def secret_principal(
+        self, session: AsyncSession, key_id: str, secret: str, kinds: tuple[str, ...] = TOKEN_KINDS
+    ) -> Principal:
+        """Check a secret against the credential with that key id (tokens or client secrets).
+
+        The secret is compared before anything else is said or written about the credential, so
+        that a caller without it learns nothing and marks nothing as used.
+        """
         entry = await self._credential_entry(session, key_id)
-        if entry.secret_hash is None or not same_hash(entry.secret_hash, digest):
+        digest = keyed_hash(self.pepper, secret)
+        if entry.kind not in kinds or not same_hash(entry.secret_hash, digest):
             raise Unauthorized("The access token is invalid", challenge("invalid_token"))
-        return entry.principal
+        return await self._usable(session, entry, key_id)
 
     async def _jwt_principal(self, session: AsyncSession, token: str) -> Principal:
         try:
@@ -180,17 +193,23 @@ class Authenticator:
         if self.keyring.needs_reload(kid):
             await self.keyring.load(session)
         claims = self.keyring.verify(token)
-        return (await self._credential_entry(session, str(claims.get("cid", "")))).principal
+        key_id = str(claims.get("cid", ""))
+        return await self._usable(session, await self._credential_entry(session, key_id), key_id)
 
     async def _credential_entry(self, session: AsyncSession, key_id: str) -> _Entry:
-        entry = self._cached(("credential", key_id))
-        if entry is None:
-            entry = await self._load_credential(session, key_id)
+        return self._cached(("credential", key_id)) or await self._load_credential(session, key_id)
+
+    async def _usable(self, session: AsyncSession, entry: _Entry, key_id: str) -> Principal:
+        """The principal of a credential whose secret was proven, if it is in force now."""
+        if entry.problem:
+            raise Unauthorized(
+                f"The credential is {entry.problem}", challenge("invalid_token", entry.problem)
+            )
         if entry.principal.valid_until is not None and entry.principal.valid_until <= clock.now():
             self._cache.pop(("credential", key_id), None)
             raise Unauthorized("The access token expired", challenge("invalid_token", "expired"))
         await self._touch(session, entry, key_id)
-        return entry
+        return entry.principal
 
     async def _load_credential(self, session: AsyncSession, key_id: str) -> _Entry:
         generation = _generation
@@ -210,11 +229,9 @@ class Authenticator:
             raise Unauthorized("The access token is invalid", challenge("invalid_token"))
         user, membership, account, credential = row
         now = clock.now()
-        reason = _credential_problem(credential, now) or _membership_problem(
+        problem = _credential_problem(credential, now) or _membership_problem(
             user, membership, account, now
         )
-        if reason:
-            raise Unauthorized(f"The credential is {reason}", challenge("invalid_token", reason))
         bounds = [credential.expires_at, user.expires_at]
         if credential.kind in IDLE_KINDS:
             bounds.append(_idle_deadline(credential, self.settings.token_idle_days))
@@ -222,7 +239,13 @@ class Authenticator:
             self.settings, user, membership, account, credential, [b for b in bounds if b]
         )
         entry = _Entry(
-            principal, credential.secret_hash, credential.last_used_at, generation, time.monotonic()
+            principal,
+            credential.kind,
+            credential.secret_hash,
+            problem,
+            credential.last_used_at,
+            generation,
+            time.monotonic(),
         )
         self._cache[("credential", key_id)] = entry
         return entry
@@ -262,10 +285,14 @@ class Authenticator:
             user.failed_sign_ins, user.locked_until = 0, None
             await session.commit()
         principal = await member_principal(session, self.settings, user, account_hint)
-        self._cache[cache_key] = _Entry(principal, None, None, generation, time.monotonic())
+        self._cache[cache_key] = _Entry(
+            principal, "password", "", "", None, generation, time.monotonic()
+        )
         return principal
 
     async def _record_failed_sign_in(self, session: AsyncSession, user: User) -> None:
+        if user.locked_until is not None:  # a lock that ran out: count afresh
+            user.failed_sign_ins, user.locked_until = 0, None
         user.failed_sign_ins += 1
         if user.failed_sign_ins >= self.settings.lockout_attempts:
             user.locked_until = clock.now() + timedelta(seconds=self.settings.lockout_seconds)
@@ -284,6 +311,7 @@ class Authenticator:
                 Actor(user.id),
                 {"failed_sign_ins": user.failed_sign_ins, "locked": user.locked_until is not None},
             )
+        mark_identity_changed(session)  # a cached sign-in of this user must not outlive a lock
         await session.commit()
 
     def _cached(self, key: Any) -> _Entry | None:

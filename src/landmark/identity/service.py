@@ -165,6 +165,7 @@ async def create_user(
     await session.flush()
     membership = Membership(account_id=account_id, user_id=user.id, role=role, permissions=grants)
     session.add(membership)
+    mark_identity_changed(session)
     await record(
         session, account_id, "user.created", "user", user.id, actor, {"email": email, "role": role}
     )
@@ -206,6 +207,7 @@ async def invite_user(
         account_id=principal.account_id, user_id=user.id, role=role, permissions=[]
     )
     session.add(membership)
+    mark_identity_changed(session)  # a cached sign-in of this user may now need an account named
     await record(
         session,
         principal.account_id,
@@ -581,6 +583,7 @@ async def create_technical_user(
         account_id=principal.account_id, user_id=user.id, role=role, permissions=[]
     )
     session.add(membership)
+    mark_identity_changed(session)  # a cached sign-in of this user may now need an account named
     await record(
         session,
         principal.account_id,

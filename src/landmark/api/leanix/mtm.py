@@ -17,7 +17,7 @@ from landmark.api.platform.oauth import (
 )
 from landmark.core.errors import NotFound, OAuthError, Unauthorized
 from landmark.identity import service
-from landmark.identity.authn import Principal
+from landmark.identity.authn import BASIC_CHALLENGE, Principal
 from landmark.identity.models import Credential, Membership, User
 from landmark.identity.permissions import LEANIX_ROLE, Permission, Role
 
@@ -73,17 +73,15 @@ async def token(request: Request, session: Session) -> JSONResponse:
             "invalid_client",
             "Use HTTP Basic with user 'apitoken' and your API token",
             401,
-            'Basic realm="landmark"',
+            BASIC_CHALLENGE,
         )
     authenticator = request.app.state.authenticator
     try:
         principal = await authenticator.token_principal(session, credentials[1])
     except Unauthorized as exc:
-        raise OAuthError("invalid_client", exc.message, 401, 'Basic realm="landmark"') from None
+        raise OAuthError("invalid_client", exc.message, 401, BASIC_CHALLENGE) from None
     if principal.credential_id is None or principal.credential_kind == "api_key":
-        raise OAuthError(
-            "invalid_client", "An API token is required", 401, 'Basic realm="landmark"'
-        )
+        raise OAuthError("invalid_client", "An API token is required", 401, BASIC_CHALLENGE)
     await limit(request, principal)
     settings = request.app.state.settings
     claims = {

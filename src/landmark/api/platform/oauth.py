@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from landmark.api.deps import Session, limit
 from landmark.core.errors import OAuthError, Unauthorized
 from landmark.core.events import Actor, record
+from landmark.identity.authn import BASIC_CHALLENGE
 from landmark.identity.models import Credential
 from landmark.identity.secrets import key_id_from_client_id
 
@@ -33,12 +34,10 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
         user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise OAuthError(
-            "invalid_client", "Malformed Basic credentials", 401, 'Basic realm="landmark"'
+            "invalid_client", "Malformed Basic credentials", 401, BASIC_CHALLENGE
         ) from None
     if not sep:
-        raise OAuthError(
-            "invalid_client", "Malformed Basic credentials", 401, 'Basic realm="landmark"'
-        )
+        raise OAuthError("invalid_client", "Malformed Basic credentials", 401, BASIC_CHALLENGE)
     return user, password
 
 
@@ -60,17 +59,18 @@ async def token(request: Request, session: Session) -> JSONResponse:
         fields.get("client_id", ""),
         fields.get("client_secret", ""),
     )
-    challenge = 'Basic realm="landmark"' if from_header else ""
     key_id = key_id_from_client_id(client_id)
     if key_id is None or not secret:
-        raise OAuthError("invalid_client", "Unknown client or bad client secret", 401, challenge)
+        raise OAuthError(
+            "invalid_client", "Unknown client or bad client secret", 401, BASIC_CHALLENGE
+        )
     authenticator = request.app.state.authenticator
     try:
-        principal = await authenticator.secret_principal(session, key_id, secret)
+        principal = await authenticator.secret_principal(session, key_id, secret, ("api_key",))
     except Unauthorized as exc:
         await _record_failure(session, key_id)
         raise OAuthError(
-            "invalid_client", f"Client authentication failed: {exc.message}", 401, challenge
+            "invalid_client", f"Client authentication failed: {exc.message}", 401, BASIC_CHALLENGE
         ) from None
     await limit(request, principal)
     settings = request.app.state.settings
@@ -97,7 +97,9 @@ async def token(request: Request, session: Session) -> JSONResponse:
 
 async def _record_failure(session: AsyncSession, key_id: str) -> None:
     """A failed client sign-in goes to the audit trail of the key's account."""
-    credential = await session.scalar(select(Credential).where(Credential.key_id == key_id))
+    credential = await session.scalar(
+        select(Credential).where(Credential.key_id == key_id, Credential.kind == "api_key")
+    )
     if credential is not None:
         await record(
             session,
