@@ -78,7 +78,9 @@ class Server:
         self.app = create_app(settings)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -163,7 +165,11 @@ class Tenant:
         self.email = f"admin@{slug}.example"
         made = server.run(
             lambda s: service.bootstrap_account(
-                s, server.settings, slug=slug, name=f"Tenant {slug}", admin_email=self.email,
+                s,
+                server.settings,
+                slug=slug,
+                name=f"Tenant {slug}",
+                admin_email=self.email,
                 admin_password=PASSWORD,
             )
         )
@@ -184,7 +190,9 @@ class Tenant:
         assert response.status_code == 201, response.text
         user = response.json()
         basic = httpx.BasicAuth(email, PASSWORD)
-        made = client.post("/api/v1/tokens", json={"name": "t"}, auth=basic, headers={"X-Requested-By": "t"})
+        made = client.post(
+            "/api/v1/tokens", json={"name": "t"}, auth=basic, headers={"X-Requested-By": "t"}
+        )
         assert made.status_code == 201, made.text
         user["token"] = made.json()["token"]
         user["auth"] = {"Authorization": f"Bearer {user['token']}"}

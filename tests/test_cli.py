@@ -19,12 +19,24 @@ LANDMARK = str(Path(sys.executable).parent / "landmark")
 
 def run(args: list[str], database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "LANDMARK_DATABASE_URL": database_url, **env}
-    return subprocess.run([LANDMARK, *args], capture_output=True, text=True, env=environment, timeout=120)
+    return subprocess.run(
+        [LANDMARK, *args], capture_output=True, text=True, env=environment, timeout=120
+    )
 
 
 def init_args(slug: str) -> list[str]:
-    return ["init", "--account", slug, "--name", "Widget Data Center", "--admin-email", f"admin@{slug}.test",
-            "--admin-password", PASSWORD, "--json"]
+    return [
+        "init",
+        "--account",
+        slug,
+        "--name",
+        "Widget Data Center",
+        "--admin-email",
+        f"admin@{slug}.test",
+        "--admin-password",
+        PASSWORD,
+        "--json",
+    ]
 
 
 def counts(server) -> dict[str, int]:
@@ -32,8 +44,10 @@ def counts(server) -> dict[str, int]:
     from landmark.identity.models import Account, Credential, Membership, User
 
     async def count(session):
-        return {m.__name__: await session.scalar(select(func.count()).select_from(m))
-                for m in (Account, User, Membership, Credential, Event)}
+        return {
+            m.__name__: await session.scalar(select(func.count()).select_from(m))
+            for m in (Account, User, Membership, Credential, Event)
+        }
 
     return server.run(count)
 
@@ -48,8 +62,12 @@ def test_init_contract(client, server, database_url) -> None:
     assert result["account"]["uuid"] and result["user"]["email"] == f"admin@{slug}.test"
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {result['api_token']}"}).json()
     assert me["role"] == "admin" and me["account"]["id"] == slug
-    token = client.get("/api/v1/tokens", headers={"Authorization": f"Bearer {result['api_token']}"}).json()[0]
-    days = (datetime.fromisoformat(token["expires_at"]) - datetime.fromisoformat(token["created_at"])).days
+    token = client.get(
+        "/api/v1/tokens", headers={"Authorization": f"Bearer {result['api_token']}"}
+    ).json()[0]
+    days = (
+        datetime.fromisoformat(token["expires_at"]) - datetime.fromisoformat(token["created_at"])
+    ).days
     assert days in (364, 365)
 
     before = counts(server)
@@ -79,7 +97,9 @@ def test_demo_loads_users(tmp_path) -> None:
 
 def test_keys_rotate_cli(client, tenant, database_url) -> None:
     mtm = lambda: client.post(  # noqa: E731
-        "/services/mtm/v1/oauth2/token", data={"grant_type": "client_credentials"}, auth=("apitoken", tenant.token)
+        "/services/mtm/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=("apitoken", tenant.token),
     ).json()["access_token"]
     old = mtm()
     rotated = run(["keys", "rotate"], database_url)
@@ -89,14 +109,22 @@ def test_keys_rotate_cli(client, tenant, database_url) -> None:
 
     assert jwt.get_unverified_header(new)["kid"] != jwt.get_unverified_header(old)["kid"]
     for token in (old, new):
-        assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert (
+            client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
 
 
 def test_serve_starts_migrates_and_answers(tmp_path) -> None:
     port = _free_port()
     env = {**os.environ, "LANDMARK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"}
-    process = subprocess.Popen([LANDMARK, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [LANDMARK, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while True:

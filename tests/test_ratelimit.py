@@ -11,7 +11,9 @@ REDIS = os.environ.get("LANDMARK_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 def limit_account(client, tenant, limit: int, window: int = 3600) -> None:
     response = client.patch(
-        "/api/v1/account", json={"rate_limit": limit, "rate_limit_window": window}, headers=tenant.auth
+        "/api/v1/account",
+        json={"rate_limit": limit, "rate_limit_window": window},
+        headers=tenant.auth,
     )
     assert response.status_code == 200
 
@@ -22,12 +24,17 @@ def test_headers_and_429(client, tenant) -> None:
     assert first.headers["x-ratelimit-limit"] == "3"
     assert first.headers["x-ratelimit-remaining"] == "2"
     reset = int(first.headers["x-ratelimit-reset"])
-    assert client.get("/api/v1/account", headers=tenant.auth).headers["x-ratelimit-remaining"] == "1"
+    assert (
+        client.get("/api/v1/account", headers=tenant.auth).headers["x-ratelimit-remaining"] == "1"
+    )
     assert client.get("/api/v1/me", headers=tenant.auth).headers["x-ratelimit-remaining"] == "0"
     over = client.get("/api/v1/me", headers=tenant.auth)
     assert over.status_code == 429
     assert 0 < int(over.headers["retry-after"]) <= 3600
-    assert over.headers["x-ratelimit-remaining"] == "0" and int(over.headers["x-ratelimit-reset"]) == reset
+    assert (
+        over.headers["x-ratelimit-remaining"] == "0"
+        and int(over.headers["x-ratelimit-reset"]) == reset
+    )
     assert over.headers["content-type"] == "application/problem+json"
     # In the other dialects too.
     assert client.get("/services/mtm/v1/apiTokens", headers=tenant.auth).json()["status"] == "ERROR"

@@ -13,7 +13,10 @@ def test_healthz_and_readyz(client: httpx.Client) -> None:
 def test_every_response_has_a_request_id(client: httpx.Client) -> None:
     assert len(client.get("/healthz").headers["x-request-id"]) == 32
     assert client.get("/nope").headers["x-request-id"]
-    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"] == "abc-123"
+    assert (
+        client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
 
 
 def test_unknown_routes_answer_json_in_each_dialect(client: httpx.Client) -> None:
@@ -30,7 +33,9 @@ def test_unknown_routes_answer_json_in_each_dialect(client: httpx.Client) -> Non
 def test_oversized_body_gets_413_and_changes_nothing(client: httpx.Client, tenant) -> None:
     limit = 10 * 1024 * 1024  # the default limit
     big = b"x" * (limit + 1)
-    response = client.post("/api/v1/users", content=big, headers={**tenant.auth, "content-type": "application/json"})
+    response = client.post(
+        "/api/v1/users", content=big, headers={**tenant.auth, "content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["status"] == 413
     assert len(client.get("/api/v1/users", headers=tenant.auth).json()) == 1
@@ -43,7 +48,11 @@ def test_oversized_chunked_body_gets_413(client: httpx.Client, tenant) -> None:
 
     response = client.post("/v1/anything", content=chunks(), headers=tenant.auth)
     assert response.status_code in (404, 413)  # no route reads it: the 404 answers first
-    response = client.post("/api/v1/users", content=chunks(), headers={**tenant.auth, "content-type": "application/json"})
+    response = client.post(
+        "/api/v1/users",
+        content=chunks(),
+        headers={**tenant.auth, "content-type": "application/json"},
+    )
     assert response.status_code == 413
 
 
@@ -56,4 +65,6 @@ def test_docs_describe_every_way_of_signing_in(client: httpx.Client) -> None:
     assert schemes["basicAuth"]["scheme"] == "basic"
     assert schemes["csrfHeader"]["name"] == "X-Requested-By"
     me = spec["paths"]["/api/v1/me"]["get"]
-    assert {"clientCredentials", "bearerToken", "basicAuth"} <= {k for s in me["security"] for k in s}
+    assert {"clientCredentials", "bearerToken", "basicAuth"} <= {
+        k for s in me["security"] for k in s
+    }

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import PASSWORD
 
 MTM = "/services/mtm/v1"
@@ -17,7 +18,8 @@ CSRF = {"X-Requested-By": "test"}
 
 def _upsolver_token(client: httpx.Client, email: str, password: str) -> dict[str, Any]:
     made = client.post(
-        "/api-tokens/", json={"displayData": {"name": "x"}},
+        "/api-tokens/",
+        json={"displayData": {"name": "x"}},
         headers={"x-api-email": email, "x-api-password": password},
     )
     assert made.status_code == 200, made.text
@@ -30,8 +32,11 @@ def _objects(client: httpx.Client, account) -> dict[str, Any]:
     member = account.add_user(client, "member")
     pat = client.post("/api/v1/tokens", json={"name": "pat"}, headers=auth)
     key = client.post("/api/v1/api-keys", json={"name": "key"}, headers=auth)
-    tech = client.post(f"{MTM}/technicalusers", json={"userName": "bot", "role": "MEMBER"}, headers=auth)
-    assert (pat.status_code, key.status_code, tech.status_code) == (201, 201, 200), (pat.text, key.text, tech.text)
+    tech = client.post(
+        f"{MTM}/technicalusers", json={"userName": "bot", "role": "MEMBER"}, headers=auth
+    )
+    for made, status in ((pat, 201), (key, 201), (tech, 200)):
+        assert made.status_code == status, made.text
     ups = _upsolver_token(client, account.email, PASSWORD)
     member_pats = client.get("/api/v1/tokens", headers=member["auth"]).json()
     return {
@@ -57,8 +62,14 @@ def b(client: httpx.Client, other_tenant) -> dict[str, Any]:
 
 def _ids(b: dict[str, Any]) -> dict[str, Any]:
     account = b["account"]
-    return {**b, "member": b["member"]["id"], "admin": account.admin_id, "uuid": account.uuid,
-            "slug": account.slug, "member_email": b["member"]["email"]}
+    return {
+        **b,
+        "member": b["member"]["id"],
+        "admin": account.admin_id,
+        "uuid": account.uuid,
+        "slug": account.slug,
+        "member_email": b["member"]["email"],
+    }
 
 
 def _fill(value: Any, ids: dict[str, Any]) -> Any:
@@ -91,9 +102,16 @@ ATTACKS = [
     ("GET", MTM + "/technicalusers/{tech}/changelog", None, "bearer"),
     ("GET", MTM + "/workspaces/{uuid}/users", None, "bearer"),
     ("GET", MTM + "/workspaces/{slug}/users", None, "bearer"),
-    ("POST", MTM + "/idm/invite",
-     {"user": {"email": "{member_email}"}, "workspace": {"id": "{uuid}"}, "permission": {"role": "ADMIN"}},
-     "bearer"),
+    (
+        "POST",
+        MTM + "/idm/invite",
+        {
+            "user": {"email": "{member_email}"},
+            "workspace": {"id": "{uuid}"},
+            "permission": {"role": "ADMIN"},
+        },
+        "bearer",
+    ),
     ("DELETE", "/api-tokens/{ups}", None, "bearer"),
     ("DELETE", "/api-tokens/{ups}", None, "password"),
 ]
@@ -106,10 +124,17 @@ def _snapshot(client: httpx.Client, b: dict[str, Any]) -> dict[str, Any]:
     views = {
         path.format_map(ids): client.get(path.format_map(ids), headers=auth)
         for path, auth in [
-            ("/api/v1/users", admin), ("/api/v1/users/{member}", admin), ("/api/v1/users/{admin}", admin),
-            ("/api/v1/tokens", admin), ("/api/v1/api-keys", admin), ("/api/v1/api-keys/{key}", admin),
-            (MTM + "/technicalusers", admin), (MTM + "/technicalusers/{tech}", admin),
-            (MTM + "/apiTokens", admin), ("/api-tokens/", admin), ("/api/v1/audit", admin),
+            ("/api/v1/users", admin),
+            ("/api/v1/users/{member}", admin),
+            ("/api/v1/users/{admin}", admin),
+            ("/api/v1/tokens", admin),
+            ("/api/v1/api-keys", admin),
+            ("/api/v1/api-keys/{key}", admin),
+            (MTM + "/technicalusers", admin),
+            (MTM + "/technicalusers/{tech}", admin),
+            (MTM + "/apiTokens", admin),
+            ("/api-tokens/", admin),
+            ("/api/v1/audit", admin),
         ]
     }
     views["member tokens"] = client.get("/api/v1/tokens", headers=member)
@@ -128,33 +153,50 @@ def _strip(value: Any) -> Any:
 def _assert_b_works(client: httpx.Client, b: dict[str, Any]) -> None:
     account, member = b["account"], b["member"]
     bearers = [account.token, b["pat_token"], member["token"], b["tech_token"]]
-    for credential in [{"Authorization": f"Bearer {t}"} for t in bearers] + [{"Authorization": b["ups_token"]}]:
+    for credential in [{"Authorization": f"Bearer {t}"} for t in bearers] + [
+        {"Authorization": b["ups_token"]}
+    ]:
         me = client.get("/api/v1/me", headers=credential)
         assert me.status_code == 200, me.text
         assert me.json()["account"]["id"] == account.slug
     basic = client.get("/api/v1/me", auth=(member["email"], member["password"]), headers=CSRF)
     assert basic.status_code == 200, basic.text
-    issued = client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                         auth=(b["client_id"], b["client_secret"]))
+    issued = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(b["client_id"], b["client_secret"]),
+    )
     assert issued.status_code == 200, issued.text
-    jwt_me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {issued.json()['access_token']}"})
+    jwt_me = client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {issued.json()['access_token']}"}
+    )
     assert jwt_me.status_code == 200 and jwt_me.json()["account"]["id"] == account.slug
 
 
-@pytest.mark.parametrize(("method", "path", "body", "sign_in"), ATTACKS,
-                         ids=[f"{m} {p} {s}" + (f" {sorted(b)}" if b else "") for m, p, b, s in ATTACKS])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "sign_in"),
+    ATTACKS,
+    ids=[f"{m} {p} {s}" + (f" {sorted(b)}" if b else "") for m, p, b, s in ATTACKS],
+)
 def test_another_accounts_ids_answer_404_and_change_nothing(
     client: httpx.Client, tenant, b: dict[str, Any], method: str, path: str, body: Any, sign_in: str
 ) -> None:
     before = _snapshot(client, b)
-    headers = tenant.auth if sign_in == "bearer" else {"x-api-email": tenant.email, "x-api-password": PASSWORD}
-    response = client.request(method, _fill(path, _ids(b)), json=_fill(body, _ids(b)), headers=headers)
+    headers = (
+        tenant.auth
+        if sign_in == "bearer"
+        else {"x-api-email": tenant.email, "x-api-password": PASSWORD}
+    )
+    response = client.request(
+        method, _fill(path, _ids(b)), json=_fill(body, _ids(b)), headers=headers
+    )
     assert response.status_code == 404, response.text
     assert _snapshot(client, b) == before
     _assert_b_works(client, b)
     trail = client.get("/api/v1/audit", params={"limit": 1000}, headers=b["account"].auth).json()
     assert [e for e in trail if e["actor_user_id"] == tenant.admin_id] == []
-    assert client.get("/api/v1/users", headers=tenant.auth).headers["x-total-count"] == "1"  # no invite into A
+    a_users = client.get("/api/v1/users", headers=tenant.auth)
+    assert a_users.headers["x-total-count"] == "1"  # nobody of B was invited into A either
 
 
 def _id_values(value: Any) -> set[str]:
@@ -163,30 +205,78 @@ def _id_values(value: Any) -> set[str]:
         return set().union(*(_id_values(v) for v in value)) if value else set()
     if not isinstance(value, dict):
         return set()
-    found = {str(v) for k, v in value.items() if k in ("id", "subject_id", "actor_user_id", "user_id", "userId")}
+    found = {
+        str(v)
+        for k, v in value.items()
+        if k in ("id", "subject_id", "actor_user_id", "user_id", "userId")
+    }
     return found.union(*(_id_values(v) for v in value.values()))
 
 
-LISTS = ["/api/v1/users", "/api/v1/tokens", "/api/v1/api-keys", MTM + "/technicalusers", MTM + "/apiTokens",
-         "/api-tokens/", "/api/v1/audit?limit=1000", MTM + "/workspaces/{uuid}/users"]
+LISTS = [
+    "/api/v1/users",
+    "/api/v1/tokens",
+    "/api/v1/api-keys",
+    MTM + "/technicalusers",
+    MTM + "/apiTokens",
+    "/api-tokens/",
+    "/api/v1/audit?limit=1000",
+    MTM + "/workspaces/{uuid}/users",
+]
 
 
 @pytest.mark.parametrize("path", LISTS)
-def test_lists_never_show_another_accounts_objects(client: httpx.Client, tenant, other_tenant, path: str) -> None:
+def test_lists_never_show_another_accounts_objects(
+    client: httpx.Client, tenant, other_tenant, path: str
+) -> None:
     a, b = _objects(client, tenant), _objects(client, other_tenant)
     listed = client.get(path.format(uuid=tenant.uuid), headers=tenant.auth)
     assert listed.status_code == 200, listed.text
-    b_markers = {other_tenant.slug, other_tenant.uuid, b["client_id"], b["pat"], b["key"], b["ups"], b["member_pat"]}
+    b_markers = {
+        other_tenant.slug,
+        other_tenant.uuid,
+        b["client_id"],
+        b["pat"],
+        b["key"],
+        b["ups"],
+        b["member_pat"],
+    }
     assert [m for m in b_markers if m in listed.text] == []
     b_users = {str(other_tenant.admin_id), str(b["member"]["id"]), str(b["tech"])}
     assert _id_values(listed.json()) & b_users == set()
     own = {tenant.email, a["member"]["email"], a["pat"], a["key"], a["ups"]}
-    assert any(m in listed.text for m in own) or a["tech"] in _id_values(listed.json()), "shows none of A's objects"
+    assert any(m in listed.text for m in own) or a["tech"] in _id_values(listed.json()), (
+        "shows none of A's objects"
+    )
+
+
+def test_an_admin_cannot_take_over_a_person_of_another_account(
+    client: httpx.Client, tenant, other_tenant
+) -> None:
+    """A person may be in several accounts; no account's admin may set their password."""
+    invited = client.post(
+        f"{MTM}/idm/invite", json={"user": {"email": other_tenant.email}}, headers=tenant.auth
+    )
+    assert invited.status_code == 200, invited.text  # inviting an existing person is a feature
+    client.patch(
+        f"/api/v1/users/{other_tenant.admin_id}",
+        json={"password": "attacker-password"},
+        headers=tenant.auth,
+    )
+    into_b = {"X-Requested-By": "t", "X-Xurrent-Account": other_tenant.slug}
+    signed_in = {
+        password: client.get(
+            "/api/v1/me", auth=(other_tenant.email, password), headers=into_b
+        ).status_code
+        for password in (PASSWORD, "attacker-password")
+    }
+    assert signed_in == {PASSWORD: 200, "attacker-password": 401}
 
 
 def test_a_personal_token_is_listed_only_to_its_owner(client: httpx.Client, tenant) -> None:
     member = tenant.add_user(client, "member")
-    mtm = client.post(f"{MTM}/apiTokens", json={"name": "mine"}, headers=member["auth"]).json()["data"]
+    made = client.post(f"{MTM}/apiTokens", json={"name": "mine"}, headers=member["auth"])
+    mtm = made.json()["data"]
     ups = _upsolver_token(client, member["email"], member["password"])
     owned = {t["id"] for t in client.get("/api/v1/tokens", headers=member["auth"]).json()}
     assert mtm["id"] in owned and len(owned) == 2
@@ -201,5 +291,9 @@ def test_a_personal_token_is_listed_only_to_its_owner(client: httpx.Client, tena
     ]:
         assert client.request(method, path, headers=tenant.auth).status_code == 404, (method, path)
     assert {t["id"] for t in client.get("/api/v1/tokens", headers=member["auth"]).json()} == owned
-    for credential in [member["auth"], {"Authorization": f"Bearer {mtm['token']}"}, {"Authorization": ups["apiToken"]}]:
+    for credential in [
+        member["auth"],
+        {"Authorization": f"Bearer {mtm['token']}"},
+        {"Authorization": ups["apiToken"]},
+    ]:
         assert client.get("/api/v1/me", headers=credential).status_code == 200

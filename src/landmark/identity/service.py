@@ -257,11 +257,17 @@ async def get_member(
 async def update_member(
     session: AsyncSession, principal: Principal, user_id: int, changes: dict[str, Any]
 ) -> tuple[User, Membership]:
-    """Change a member: name, password (self or admin), role and grants (admin), status (admin)."""
+    """Change a member: name, password (self or admin), role and grants (admin), status (admin).
+
+    Name and password belong to the person, who may belong to other accounts too: an admin may
+    change them only for a person of this account alone.
+    """
     user, membership = await get_member(session, principal, user_id)
     is_self = user.id == principal.user_id
     if not is_self or set(changes) - {"name", "password"}:
         principal.require(Permission.USERS)
+    if not is_self and {"name", "password"} & set(changes):
+        await _require_sole_account(session, principal.account_id, user)
     diff: dict[str, list[Any]] = {}
     if "name" in changes:
         diff["name"] = [user.name, _require_text("name", changes["name"])]
@@ -291,6 +297,18 @@ async def update_member(
     if archive:
         await archive_member(session, principal, user)
     return user, membership
+
+
+async def _require_sole_account(session: AsyncSession, account_id: str, user: User) -> None:
+    elsewhere = await session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.user_id == user.id, Membership.account_id != account_id)
+    )
+    if elsewhere:
+        raise Forbidden(
+            "This person also belongs to other accounts: only they may change name or password"
+        )
 
 
 async def archive_member(session: AsyncSession, principal: Principal, user: User) -> None:
