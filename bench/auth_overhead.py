@@ -96,7 +96,8 @@ async def main(iterations: int) -> None:
         try:
             warm, creds = await setup(settings, sessions)
             print(f"Python {platform.python_version()}, {os.cpu_count()} cores, "
-                  f"database {settings.resolved_database_url.split(':')[0]}, loop {type(asyncio.get_running_loop()).__module__}")
+                  f"database {settings.resolved_database_url.split(':')[0]}, loop {type(asyncio.get_running_loop()).__module__}, "
+                  f"load average {os.getloadavg()[0]:.2f} (other work on the machine skews the figures)")
 
             print("Steady state (credential check cached per process, as the server runs):")
             targets = {"JWT": 100, "personal token": 200, "Basic": None}

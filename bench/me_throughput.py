@@ -230,7 +230,8 @@ def main() -> None:
     database = "LANDMARK_DATABASE_URL (from the environment)" if os.environ.get("LANDMARK_DATABASE_URL") \
         else "a fresh SQLite file"
     print(f"GET /api/v1/me with a JWT; `landmark serve --workers 2` over {database}; "
-          f"{os.cpu_count()} cores (shared by the server and the load generator)")
+          f"{os.cpu_count()} cores (shared by the server and the load generator), "
+          f"load average {os.getloadavg()[0]:.2f} before the runs (other work on the machine skews the figures)")
     print(f"load generator: {'wrk' if use_wrk else f'Python asyncio, {os.cpu_count()} processes'}, "
           f"{args.connections} keep-alive connections, {args.duration} s after a 2 s warm-up")
     for level in ("WARNING", "INFO"):

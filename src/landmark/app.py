@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from landmark.api import errors
 from landmark.api.leanix import mtm
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await engine.dispose()
 
     configure_logging(settings.log_level)
-    app = FastAPI(
+    # Swagger UI and ReDoc are served from the package, not a CDN: self-hosted sites may be offline.
+    app = FastAPIOffline(
         title="Landmark",
         version="0.1.0",
         description=DESCRIPTION,
