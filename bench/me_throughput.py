@@ -9,13 +9,15 @@ Starts `landmark serve --workers 2` on a free port over a fresh SQLite file in a
 /oauth/token for a JWT, then loads GET /api/v1/me with that JWT. Load comes from `wrk` when it is on
 PATH (Debian: apt-get install -y wrk), else from a Python client (one process per core, asyncio
 sockets, HTTP/1.1 keep-alive). One run with logs at WARNING, one at INFO (an access-log line per
-request, written to a file). Only 200 answers count as successes.
+request, written to a file). Only 200 answers count as successes. Other LANDMARK_* settings in
+the environment pass through to the server (e.g. LANDMARK_AUTH_CACHE_SECONDS, LANDMARK_REDIS_URL).
 
 Run: .venv/bin/python bench/me_throughput.py [--duration 10] [--connections 64] [--generator python]
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -23,7 +25,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ import httpx
 
 LANDMARK = str(Path(sys.executable).parent / "landmark")
 TARGET = 2000.0
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
 
 def free_port() -> int:
@@ -44,29 +46,31 @@ def free_port() -> int:
 
 
 def landmark_env(tmp: str, log_level: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LANDMARK_")}
-    env.update(
-        LANDMARK_DATABASE_URL=os.environ.get("LANDMARK_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp}/bench.db",
-        LANDMARK_VAR_DIR=tmp, LANDMARK_RATE_LIMIT="100000000", LANDMARK_LOG_LEVEL=log_level,
-    )
+    """Other LANDMARK_* settings in the environment (e.g. LANDMARK_REDIS_URL) pass through."""
+    env = dict(os.environ)
+    if not env.get("LANDMARK_DATABASE_URL"):
+        env["LANDMARK_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/bench.db"
+    env.update(LANDMARK_VAR_DIR=tmp, LANDMARK_RATE_LIMIT="100000000", LANDMARK_LOG_LEVEL=log_level)
     return env
 
 
 def get_jwt(base: str, env: dict[str, str], tmp: str) -> str:
     """`landmark init --json` -> personal token -> API key over HTTP -> JWT from /oauth/token."""
     slug = f"bench-{uuid.uuid4().hex[:8]}"  # unique, so that a shared PostgreSQL database works
+    init = f"init --account {slug} --name Bench --admin-email admin@{slug}.example"
+    init += " --admin-password bench-password-123 --json"
     out = subprocess.run(
-        [LANDMARK, "init", "--account", slug, "--name", "Bench", "--admin-email", f"admin@{slug}.example",
-         "--admin-password", "bench-password-123", "--json"],
-        env=env, cwd=tmp, capture_output=True, text=True, check=True,
+        [LANDMARK, *init.split()], env=env, cwd=tmp, capture_output=True, text=True
     )
+    if out.returncode:
+        raise RuntimeError(f"landmark init failed: {out.stderr}")
     token = json.loads(out.stdout.strip().splitlines()[-1])["api_token"]
     with httpx.Client(base_url=base, timeout=30) as http:
-        key = http.post("/api/v1/api-keys", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"})
+        bearer = {"Authorization": f"Bearer {token}"}
+        key = http.post("/api/v1/api-keys", json={"name": "bench"}, headers=bearer)
         key.raise_for_status()
-        body = key.json()
-        grant = http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                          auth=(body["client_id"], body["client_secret"]))
+        client = (key.json()["client_id"], key.json()["client_secret"])
+        grant = http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=client)
         grant.raise_for_status()
         jwt = grant.json()["access_token"]
         check = http.get("/api/v1/me", headers={"Authorization": f"Bearer {jwt}"})
@@ -89,13 +93,15 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 60) -> None
 
 
 def stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server (uvicorn's supervisor stops its workers), then kill what is left of
+    the process group it was started in (its own, so nothing else is touched)."""
     if server.poll() is None:
-        server.send_signal(signal.SIGTERM)  # uvicorn's supervisor stops its workers
-        try:
+        server.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)  # the process group of the server we started
-            server.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
 
 
 # --- load generators -----------------------------------------------------------------------------
@@ -103,8 +109,8 @@ def stop(server: subprocess.Popen) -> None:
 
 def run_wrk(url: str, jwt: str, duration: int, connections: int) -> dict[str, object]:
     threads = os.cpu_count() or 1
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-           "-H", f"Authorization: Bearer {jwt}", url]
+    cmd = f"wrk -t{threads} -c{connections} -d{duration}s --latency".split()
+    cmd += ["-H", f"Authorization: Bearer {jwt}", url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
@@ -118,23 +124,32 @@ def run_wrk(url: str, jwt: str, duration: int, connections: int) -> dict[str, ob
     }
 
 
-async def _client(host: str, port: int, request: bytes, until: float, latencies: list, statuses: dict) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+async def _client(host: str, port: int, request: bytes, until: float, latencies, statuses) -> None:
+    """One keep-alive connection sending GETs back to back; a broken one counts as an error."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        statuses["connect error"] = statuses.get("connect error", 0) + 1
+        return
     try:
         while time.perf_counter() < until:
             started = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
-            length = int(re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head).group(1))
-            await reader.readexactly(length)
+            length = CONTENT_LENGTH.search(head)
+            if length is None:
+                raise ValueError("a response without Content-Length")
+            await reader.readexactly(int(length.group(1)))
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
+    except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        statuses["broken connection"] = statuses.get("broken connection", 0) + 1
     finally:
         writer.close()
 
 
-def _load_process(host: str, port: int, request: bytes, duration: float, connections: int, out) -> None:
+def _load_process(host: str, port: int, request: bytes, duration: float, connections: int, out):
     try:
         import uvloop
 
@@ -142,48 +157,45 @@ def _load_process(host: str, port: int, request: bytes, duration: float, connect
     except ImportError:
         pass
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict = {}
 
-    async def main() -> None:
-        until = time.perf_counter() + duration
-        await asyncio.gather(*(_client(host, port, request, until, latencies, statuses) for _ in range(connections)))
+    async def main() -> float:
+        started = time.perf_counter()
+        until = started + duration
+        clients = [
+            _client(host, port, request, until, latencies, statuses) for _ in range(connections)
+        ]
+        await asyncio.gather(*clients)
+        return time.perf_counter() - started
 
-    asyncio.run(main())
-    out.put((latencies, statuses))
+    elapsed = asyncio.run(main())
+    out.put((latencies, statuses, elapsed))
 
 
 def run_python(url: str, jwt: str, duration: int, connections: int) -> dict[str, object]:
-    host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()
-    path = url.split(port, 1)[1]
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {jwt}\r\n"
-               "Connection: keep-alive\r\n\r\n").encode()
+    host, port, path = re.match(r"http://([^:/]+):(\d+)(/.*)", url).groups()
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {jwt}\r\n\r\n"
     processes = os.cpu_count() or 1
     queue: multiprocessing.Queue = multiprocessing.Queue()
-    workers = [
-        multiprocessing.Process(target=_load_process,
-                                args=(host, int(port), request, duration, connections // processes, queue))
-        for _ in range(processes)
-    ]
-    started = time.perf_counter()
+    each = (host, int(port), request.encode(), duration, max(connections // processes, 1), queue)
+    workers = [multiprocessing.Process(target=_load_process, args=each) for _ in range(processes)]
     for w in workers:
         w.start()
-    results = [queue.get() for _ in workers]
-    elapsed = time.perf_counter() - started
+    results = [queue.get(timeout=duration + 60) for _ in workers]
     for w in workers:
         w.join()
-    latencies = sorted(x for lat, _ in results for x in lat)
-    statuses: dict[int, int] = {}
-    for _, counts in results:
+    latencies = sorted(x for lat, _, _ in results for x in lat) or [0.0]
+    statuses: dict = {}
+    for _, counts, _ in results:
         for status, n in counts.items():
             statuses[status] = statuses.get(status, 0) + n
     ok = statuses.get(200, 0)
-    pct = {p: latencies[int(len(latencies) * p / 100) - 1] * 1000 for p in (50, 75, 90, 99)}
+    pct = {p: latencies[max(len(latencies) * p // 100 - 1, 0)] * 1000 for p in (50, 75, 90, 99)}
     return {
-        "rps": ok / elapsed,  # 200s per second of wall time, process start-up included
-        "requests": len(latencies),
-        "failed": len(latencies) - ok,
-        "latency": ", ".join(f"p{p} {v:.2f}ms" for p, v in pct.items())
-        + f", mean {statistics.fmean(latencies) * 1000:.2f}ms",
+        "rps": sum(counts.get(200, 0) / elapsed for _, counts, elapsed in results),
+        "requests": sum(len(lat) for lat, _, _ in results),
+        "failed": sum(statuses.values()) - ok,
+        "latency": ", ".join(f"p{p} {v:.2f}ms" for p, v in pct.items()),
         "note": f"statuses {statuses}",
     }
 
@@ -197,23 +209,26 @@ def bench(log_level: str, args: argparse.Namespace, generate) -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env["LANDMARK_BASE_URL"] = base
-        log_file = open(Path(tmp) / "server.log", "w")
-        server = subprocess.Popen(
-            [LANDMARK, "serve", "--workers", "2", "--port", str(port)],
-            env=env, cwd=tmp, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            wait_ready(base, server)
-            jwt = get_jwt(base, env, tmp)
-            generate(base + "/api/v1/me", jwt, 2, args.connections)  # warm-up, not reported
-            result = generate(base + "/api/v1/me", jwt, args.duration, args.connections)
-        finally:
-            stop(server)
-            log_file.close()
-        lines = sum(1 for _ in open(Path(tmp) / "server.log"))
+        log = Path(tmp) / "server.log"
+        serve = [LANDMARK, "serve", "--workers", "2", "--port", str(port)]
+        with log.open("w") as out:
+            server = subprocess.Popen(
+                serve, env=env, cwd=tmp, stdout=out, stderr=out, start_new_session=True
+            )
+            try:
+                wait_ready(base, server)
+                jwt = get_jwt(base, env, tmp)
+                generate(base + "/api/v1/me", jwt, 2, args.connections)  # warm-up, not reported
+                result = generate(base + "/api/v1/me", jwt, args.duration, args.connections)
+            finally:
+                stop(server)
+        lines = len(log.read_text().splitlines())
     verdict = "MET" if result["rps"] >= TARGET and not result["failed"] else "MISSED"
-    print(f"  logs at {log_level:<7}: {result['rps']:8.0f} requests/s (target >= {TARGET:.0f}: {verdict}); "
-          f"{result['requests']} requests, {result['failed']} not 200; latency {result['latency']}")
+    print(
+        f"  logs at {log_level:<7}: {result['rps']:6.0f} requests/s (target >= {TARGET:.0f}: "
+        f"{verdict}); {result['requests']} requests, {result['failed']} not 200"
+    )
+    print(f"                   latency {result['latency']}")
     if result["note"]:
         print(f"                   {result['note']}")
     print(f"                   server log: {lines} lines")
@@ -227,13 +242,21 @@ def main() -> None:
     args = parser.parse_args()
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
     generate = run_wrk if use_wrk else run_python
-    database = "LANDMARK_DATABASE_URL (from the environment)" if os.environ.get("LANDMARK_DATABASE_URL") \
-        else "a fresh SQLite file"
-    print(f"GET /api/v1/me with a JWT; `landmark serve --workers 2` over {database}; "
-          f"{os.cpu_count()} cores (shared by the server and the load generator), "
-          f"load average {os.getloadavg()[0]:.2f} before the runs (other work on the machine skews the figures)")
-    print(f"load generator: {'wrk' if use_wrk else f'Python asyncio, {os.cpu_count()} processes'}, "
-          f"{args.connections} keep-alive connections, {args.duration} s after a 2 s warm-up")
+    from_env = bool(os.environ.get("LANDMARK_DATABASE_URL"))
+    print(
+        "GET /api/v1/me with a JWT; `landmark serve --workers 2` over "
+        f"{'LANDMARK_DATABASE_URL' if from_env else 'a fresh SQLite file'}; {os.cpu_count()} cores,"
+        f" shared by the server and the load generator; load average {os.getloadavg()[0]:.2f}"
+        " before the runs (other work on the machine skews the figures)"
+    )
+    extra = sorted(k for k in os.environ if k.startswith("LANDMARK_"))
+    if extra:
+        print(f"settings from the environment: {', '.join(extra)}")
+    tool = "wrk" if use_wrk else f"Python asyncio client, {os.cpu_count()} processes"
+    print(
+        f"load generator: {tool}, {args.connections} keep-alive connections, "
+        f"{args.duration} s after a 2 s warm-up"
+    )
     for level in ("WARNING", "INFO"):
         bench(level, args, generate)
 
