@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/auth_overhead.py [--iterations 20000]
 import argparse
 import asyncio
 import base64
-import inspect
 import os
 import platform
 import statistics
@@ -65,10 +64,7 @@ async def setup(settings: Settings, sessions) -> tuple[authn.Authenticator, dict
             "scope": " ".join(sorted(principal.permissions)),
         }
         args = (claims, settings.base_url, settings.access_token_seconds)
-        if inspect.iscoroutinefunction(keyring.sign):  # KeyRing.sign(session, ...) in newer code
-            jwt = await keyring.sign(session, *args)
-        else:
-            jwt = keyring.sign(*args)
+        jwt = await keyring.sign(session, *args)
     basic = base64.b64encode(f"{EMAIL}:{PASSWORD}".encode()).decode()
     return authn.Authenticator(settings, keyring, pepper), {
         "JWT": Headers({"authorization": f"Bearer {jwt}"}),

@@ -48,7 +48,7 @@ account_header = APIKeyHeader(
 )
 
 
-def _declared(
+async def _declared(
     _a: Annotated[Any, Depends(client_credentials)],
     _b: Annotated[Any, Depends(bearer)],
     _c: Annotated[Any, Depends(csrf_header)],

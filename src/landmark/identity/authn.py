@@ -7,6 +7,7 @@ costs no database read and no argon2 hash; any identity change committed in this
 the cache at once (other processes notice within that time).
 """
 
+import asyncio
 import base64
 import binascii
 import time
@@ -135,6 +136,13 @@ class Authenticator:
         self.keyring = keyring
         self.pepper = pepper
         self._cache: dict[Any, _Entry] = {}
+        # When a cached check runs out, one request per credential re-checks it while the others
+        # wait for its result, instead of every concurrent request reading the database (or
+        # hashing a password) at once. A fixed pool keeps the locks bounded.
+        self._locks = [asyncio.Lock() for _ in range(64)]
+
+    def _lock(self, key: Any) -> asyncio.Lock:
+        return self._locks[hash(key) % len(self._locks)]
 
     async def authenticate(self, headers: Any, session: AsyncSession) -> Principal:
         authorization = headers.get("authorization")
@@ -186,18 +194,17 @@ class Authenticator:
         return await self._usable(session, entry, key_id)
 
     async def _jwt_principal(self, session: AsyncSession, token: str) -> Principal:
-        try:
-            kid = _jwt_kid(token)
-        except ValueError as exc:
-            raise Unauthorized("The access token is malformed", challenge("invalid_token")) from exc
-        if self.keyring.needs_reload(kid):
-            await self.keyring.load(session)
-        claims = self.keyring.verify(token)
+        claims = await self.keyring.verify(session, token)
         key_id = str(claims.get("cid", ""))
         return await self._usable(session, await self._credential_entry(session, key_id), key_id)
 
     async def _credential_entry(self, session: AsyncSession, key_id: str) -> _Entry:
-        return self._cached(("credential", key_id)) or await self._load_credential(session, key_id)
+        key = ("credential", key_id)
+        entry = self._cached(key)
+        if entry is None:
+            async with self._lock(key):
+                entry = self._cached(key) or await self._load_credential(session, key_id)
+        return entry
 
     async def _usable(self, session: AsyncSession, entry: _Entry, key_id: str) -> Principal:
         """The principal of a credential whose secret was proven, if it is in force now."""
@@ -265,10 +272,18 @@ class Authenticator:
     ) -> Principal:
         """Sign in with email and password, in the account named by the hint or the only one."""
         email = email.strip().lower()
-        cache_key = ("password", email, keyed_hash(self.pepper, password), account_hint)
-        entry = self._cached(cache_key)
-        if entry is not None:
-            return entry.principal
+        key = ("password", email, keyed_hash(self.pepper, password), account_hint)
+        entry = self._cached(key)
+        if entry is None:
+            async with self._lock(key):
+                entry = self._cached(key) or await self._sign_in(
+                    session, key, email, password, account_hint
+                )
+        return entry.principal
+
+    async def _sign_in(
+        self, session: AsyncSession, key: Any, email: str, password: str, account_hint: str | None
+    ) -> _Entry:
         generation = _generation
         user = await session.scalar(select(User).where(User.email == email, User.kind == "person"))
         now = clock.now()
@@ -277,7 +292,8 @@ class Authenticator:
             raise Unauthorized(
                 f"Too many failed sign-ins: try again in {wait} seconds", BASIC_CHALLENGE
             )
-        if user is None or not verify_password(user.password_hash, password):
+        stored = user.password_hash if user is not None else None  # None still costs a hash
+        if not await asyncio.to_thread(verify_password, stored, password) or user is None:
             if user is not None:
                 await self._record_failed_sign_in(session, user)
             raise Unauthorized("Invalid email or password", BASIC_CHALLENGE)
@@ -285,10 +301,9 @@ class Authenticator:
             user.failed_sign_ins, user.locked_until = 0, None
             await session.commit()
         principal = await member_principal(session, self.settings, user, account_hint)
-        self._cache[cache_key] = _Entry(
-            principal, "password", "", "", None, generation, time.monotonic()
-        )
-        return principal
+        entry = _Entry(principal, "password", "", "", None, generation, time.monotonic())
+        self._cache[key] = entry
+        return entry
 
     async def _record_failed_sign_in(self, session: AsyncSession, user: User) -> None:
         if user.locked_until is not None:  # a lock that ran out: count afresh
@@ -426,16 +441,3 @@ def _decode_basic(value: str) -> tuple[str, str]:
     if not sep:
         raise Unauthorized("Malformed Basic credentials", BASIC_CHALLENGE)
     return user, password
-
-
-def _jwt_kid(token: str) -> str:
-    import json
-
-    header = token.split(".", 1)[0]
-    try:
-        data = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("bad header") from exc
-    if not isinstance(data, dict):
-        raise ValueError("bad header")
-    return str(data.get("kid", ""))

@@ -27,6 +27,7 @@ from landmark.identity.models import SigningKey
 ALGORITHM = "RS256"
 AUDIENCE = "landmark"
 RELOAD_INTERVAL = 5.0  # seconds between reloads caused by an unknown kid
+VERIFIED_CACHE_SIZE = 4096  # tokens whose signature this process has checked (~4 MB at most)
 
 
 def _generate() -> SigningKey:
@@ -73,6 +74,7 @@ class KeyRing:
     public: dict[str, Any] = field(default_factory=dict)
     jwks: list[dict[str, Any]] = field(default_factory=list)
     loaded_at: float = 0.0
+    verified: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> claims
 
     async def load(self, session: AsyncSession) -> None:
         keys = (await session.scalars(select(SigningKey).order_by(SigningKey.created_at))).all()
@@ -117,17 +119,32 @@ class KeyRing:
             headers={"kid": self.signing_kid, "typ": "at+jwt"},
         )
 
-    def needs_reload(self, kid: str) -> bool:
-        return kid not in self.public and time.monotonic() - self.loaded_at > RELOAD_INTERVAL
+    async def verify(self, session: AsyncSession, token: str) -> dict[str, Any]:
+        """The claims of a token signed by one of our keys, unexpired; else Unauthorized.
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """The claims of a token signed by one of our keys, unexpired; else Unauthorized."""
+        A token's signature is checked once; the claims are remembered (a token is immutable, and
+        a key is deleted only after its tokens expired), so a reused token costs a dict lookup.
+        """
+        claims = self.verified.get(token)
+        if claims is None:
+            claims = await self._check_signature(session, token)
+            if len(self.verified) >= VERIFIED_CACHE_SIZE:
+                del self.verified[next(iter(self.verified))]  # the oldest
+            self.verified[token] = claims
+        if claims["exp"] <= clock.timestamp():
+            raise Unauthorized("The access token expired", _challenge("invalid_token", "expired"))
+        return claims
+
+    async def _check_signature(self, session: AsyncSession, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-            key = self.public.get(header.get("kid", ""))
+            kid = str(header.get("kid", ""))
+            if kid not in self.public and time.monotonic() - self.loaded_at > RELOAD_INTERVAL:
+                await self.load(session)  # a key made by `landmark keys rotate` elsewhere
+            key = self.public.get(kid)
             if key is None or header.get("alg") != ALGORITHM:
                 raise Unauthorized("The access token is invalid", _challenge("invalid_token"))
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[ALGORITHM],
@@ -136,8 +153,8 @@ class KeyRing:
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized("The access token is invalid", _challenge("invalid_token")) from exc
-        if not isinstance(claims.get("exp"), int) or claims["exp"] <= clock.timestamp():
-            raise Unauthorized("The access token expired", _challenge("invalid_token", "expired"))
+        if not isinstance(claims.get("exp"), int):
+            raise Unauthorized("The access token is invalid", _challenge("invalid_token"))
         return claims
 
 
