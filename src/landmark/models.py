@@ -1,5 +1,18 @@
 """Every table of every domain, imported in one place for migrations."""
 
+from landmark.cmdb.models import (
+    CIRelation,
+    CIUser,
+    ConfigurationItem,
+    Organization,
+    Person,
+    Product,
+    ProductCategory,
+    Service,
+    Site,
+    Team,
+    TeamMember,
+)
 from landmark.core.events import Event
 from landmark.identity.models import (
     Account,
@@ -10,4 +23,16 @@ from landmark.identity.models import (
     User,
 )
 
-__all__ = ["Account", "Credential", "Event", "InstanceSecret", "Membership", "SigningKey", "User"]
+__all__ = [
+    "CIRelation",
+    "CIUser",
+    "ConfigurationItem",
+    "Organization",
+    "Person",
+    "Product",
+    "ProductCategory",
+    "Service",
+    "Site",
+    "Team",
+    "TeamMember",
+"Account", "Credential", "Event", "InstanceSecret", "Membership", "SigningKey", "User"]
