@@ -9,6 +9,9 @@ from fastapi_offline import FastAPIOffline
 from landmark.api import errors
 from landmark.api.leanix import mtm
 from landmark.api.platform import health, identity, oauth, upsolver
+from landmark.api.xurrent import links as xurrent_links
+from landmark.api.xurrent import misc as xurrent_misc
+from landmark.api.xurrent import resources as xurrent_resources
 from landmark.core.db import create_engine, session_factory
 from landmark.core.logging import configure as configure_logging
 from landmark.core.middleware import RequestMiddleware
@@ -68,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity.router,
         upsolver.router,
         mtm.router,
+        xurrent_misc.router,
+        xurrent_links.router,
+        xurrent_resources.router,
     ):
         app.include_router(router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -84,10 +84,19 @@ async def limit(request: Request, principal: Principal) -> Principal:
     return principal
 
 
-async def principal(
+async def signed_in(
     request: Request, session: Session, _: Annotated[None, Depends(_declared)]
 ) -> Principal:
-    found = await request.app.state.authenticator.authenticate(request.headers, session)
+    """Who is calling, without counting the request against their rate limit."""
+    return await request.app.state.authenticator.authenticate(  # type: ignore[no-any-return]
+        request.headers, session
+    )
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
+async def principal(request: Request, found: SignedIn) -> Principal:
     return await limit(request, found)
 
 

@@ -27,6 +27,8 @@ class Quota:
 class Counter(Protocol):
     async def incr(self, key: str, window: int) -> int: ...
 
+    async def get(self, key: str) -> int: ...
+
 
 class MemoryCounter:
     def __init__(self) -> None:
@@ -43,6 +45,9 @@ class MemoryCounter:
         self._window_of[key] = start
         return self._counts[key]
 
+    async def get(self, key: str) -> int:
+        return self._counts.get(key, 0)
+
 
 class RedisCounter:
     def __init__(self, url: str) -> None:
@@ -55,6 +60,9 @@ class RedisCounter:
             count, _ = await pipe.execute()
         return int(count)
 
+    async def get(self, key: str) -> int:
+        return int(await self.redis.get(key) or 0)
+
 
 class RateLimiter:
     def __init__(self, counter: Counter) -> None:
@@ -63,9 +71,8 @@ class RateLimiter:
     async def hit(self, subject: str, limit: int, window: int) -> Quota:
         """Count one request of `subject`; raises RateLimited when over the limit."""
         now = time.time()
-        start = int(now // window * window)
-        reset = start + window
-        count = await self.counter.incr(f"landmark:rl:{subject}:{start}", window)
+        key, reset = _window(subject, window, now)
+        count = await self.counter.incr(key, window)
         quota = Quota(limit, limit - count, reset)
         if count > limit:
             error = RateLimited(
@@ -74,3 +81,14 @@ class RateLimiter:
             error.quota = quota  # type: ignore[attr-defined]
             raise error
         return quota
+
+    async def peek(self, subject: str, limit: int, window: int) -> Quota:
+        """The quota left to `subject`, without counting a request."""
+        key, reset = _window(subject, window, time.time())
+        return Quota(limit, limit - await self.counter.get(key), reset)
+
+
+def _window(subject: str, window: int, now: float) -> tuple[str, int]:
+    """The counter key of the fixed window `now` falls in, and when that window ends."""
+    start = int(now // window * window)
+    return f"landmark:rl:{subject}:{start}", start + window

@@ -1,0 +1,76 @@
+"""CMDB records as Xurrent renders them.
+
+A single record shows every field (blanks as null); a collection shows the resource's collection
+fields or those named in `?fields=`. References are `{id, name}` (`label` for CIs), with
+`sourceID` when set and `disabled: true` for disabled records, plus a few resource-specific
+extras (a product shows its brand and category, a service its provider).
+"""
+
+from typing import Any
+
+from landmark.cmdb import models as m
+from landmark.cmdb.cis import derived
+from landmark.cmdb.schema import RESOURCES, Field, Resource
+from landmark.cmdb.values import plain
+
+
+def reference(obj: Any, resource: Resource) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    ref: dict[str, Any] = {"id": obj.id, resource.display: getattr(obj, resource.display)}
+    if resource.name == "cis":
+        ref["name"] = obj.name
+    if obj.source_id:
+        ref["sourceID"] = obj.source_id
+    if getattr(obj, "disabled", False):
+        ref["disabled"] = True
+    for extra in resource.reference_extras:
+        ref[extra] = _extra(obj, resource.by_name[extra])
+    return ref
+
+
+def _extra(obj: Any, field: Field) -> Any:
+    if field.name == "category":  # a product's category shows as its reference string
+        return obj.category.reference
+    if field.kind == "reference":
+        target = getattr(obj, field.name)
+        return None if target is None else {"id": target.id, "name": target.name}
+    return getattr(obj, field.column)
+
+
+def value(obj: Any, field: Field) -> Any:
+    if field.kind == "reference":
+        return reference(getattr(obj, field.name), RESOURCES[field.target])
+    if field.name in ("software", "ci_type"):
+        return derived(obj)[field.name]
+    if field.name == "rule_set" and isinstance(obj, m.Product):
+        return obj.category.rule_set
+    return plain(getattr(obj, field.column))
+
+
+def record(obj: Any, resource: Resource) -> dict[str, Any]:
+    """Every readable field of one record."""
+    return {f.name: value(obj, f) for f in resource.fields if not f.writeonly}
+
+
+def listed(obj: Any, resource: Resource, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The chosen fields of a record in a collection; disabled records say so."""
+    row = {name: value(obj, resource.by_name[name]) for name in fields}
+    if getattr(obj, "disabled", False):
+        row["disabled"] = True
+    return row
+
+
+def collection_fields(resource: Resource, requested: str | None) -> tuple[str, ...]:
+    """`?fields=a,b` (id always first) or the resource's default collection fields."""
+    from landmark.core.errors import BadRequest
+
+    if not requested:
+        return resource.collection_fields
+    names = [n.strip() for n in requested.split(",") if n.strip()]
+    unknown = [
+        n for n in names if n not in resource.by_name or resource.by_name[n].writeonly
+    ]
+    if unknown:
+        raise BadRequest(f"Unknown fields: {', '.join(unknown)}")
+    return ("id", *(n for n in names if n != "id"))

@@ -1,0 +1,193 @@
+"""The Xurrent REST face of every CMDB resource: list, predefined filters, get, create, update,
+audit. The same handful of routes is registered for each resource of cmdb/schema.py; CIs add
+their own in api/xurrent/cis.py.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+
+from landmark.api.deps import CurrentPrincipal, Session, require
+from landmark.api.xurrent import render
+from landmark.api.xurrent.pagination import pagination_headers
+from landmark.cmdb import cis as ci_rules
+from landmark.cmdb import service
+from landmark.cmdb.queries import listing, narrowed
+from landmark.cmdb.schema import RESOURCES, Resource
+from landmark.core.errors import DomainError
+from landmark.core.events import Event
+from landmark.core.query import Attribute, Listing, fetch_page, parse_list_query
+from landmark.identity.permissions import Permission
+
+router = APIRouter(prefix="/v1", tags=["Xurrent CMDB"])
+READ = [require(Permission.READ)]
+WRITE = [require(Permission.WRITE)]
+JSONBody = Annotated[Any, Body()]
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    code = "precondition_failed"
+
+
+# --- responses: JSON with a weak ETag, 304 for a matching If-None-Match ----------------------
+
+
+def etag_of(body: Any) -> str:
+    digest = hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return f'W/"{digest[:32]}"'
+
+
+def reply(
+    request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    etag = etag_of(body)
+    headers = {"ETag": etag, **(headers or {})}
+    if status == 200 and etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    content = json.dumps(body, default=str, separators=(",", ":"))
+    return Response(content, status, headers, media_type="application/json")
+
+
+def check_if_match(request: Request, current: dict[str, Any]) -> None:
+    """A PATCH carrying If-Match applies only to the version the client saw (else 412)."""
+    expected = request.headers.get("if-match")
+    if expected and expected.strip() != "*" and etag_of(current) not in expected:
+        raise PreconditionFailed("The record was changed since it was read (If-Match)")
+
+
+def source_hint(request: Request) -> service.Write:
+    headers = request.headers
+    hint = headers.get("x-xurrent-source") or headers.get("x-4me-source")
+    return service.Write(source_hint=(hint or headers.get("user-agent") or None))
+
+
+# --- collections ------------------------------------------------------------------------------
+
+
+async def page_of(
+    request: Request, session: Any, query: Any, spec: Listing, ignore: tuple[str, ...] = ()
+) -> tuple[list[Any], dict[str, str]]:
+    params = request.query_params.multi_items()
+    parsed = parse_list_query(spec, params, ignore=("fields", *ignore))
+    page = await fetch_page(session, query, spec, parsed)
+    url = str(request.url).split("?", 1)[0]
+    return page.rows, pagination_headers(url, params, page)
+
+
+async def list_page(request: Request, session: Any, query: Any, resource: Resource) -> Response:
+    """One page of `query` (a select of the resource's records), filtered, sorted and rendered."""
+    fields = render.collection_fields(resource, request.query_params.get("fields"))
+    rows, headers = await page_of(request, session, query, listing(resource))
+    return reply(request, [render.listed(r, resource, fields) for r in rows], headers=headers)
+
+
+async def list_records(
+    request: Request, who: Any, session: Any, resource: Resource, predefined: str | None
+) -> Response:
+    query = narrowed(resource, service.scoped_select(resource, who.account_id), who, predefined)
+    return await list_page(request, session, query, resource)
+
+
+# --- the routes of one resource ------------------------------------------------------------------
+
+
+def _routes(resource: Resource) -> None:
+    base = f"/{resource.name}"
+    noun = resource.singular.replace("_", " ")
+
+    async def list_all(request: Request, who: CurrentPrincipal, session: Session) -> Response:
+        return await list_records(request, who, session, resource, None)
+
+    router.add_api_route(base, list_all, methods=["GET"], dependencies=READ, summary=f"List {resource.name}")
+    for name in resource.predefined:
+        router.add_api_route(
+            f"{base}/{name}",
+            _predefined(resource, name),
+            methods=["GET"],
+            dependencies=READ,
+            summary=f"List {name} {resource.name}",
+        )
+
+    async def get_one(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+        obj = await service.get(session, resource, who.account_id, ident)
+        return reply(request, render.record(obj, resource))
+
+    async def create(body: JSONBody, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+        if resource.name == "cis":
+            obj, created = await ci_rules.create(session, who, body, source_hint(request))
+        else:
+            obj = await service.create(session, who, resource, body, source_hint(request))
+            created = True
+        obj = await service.reload(session, obj)
+        await session.commit()
+        location = {"Location": f"{str(request.url).split('?', 1)[0]}/{obj.id}"}
+        return reply(request, render.record(obj, resource), 201 if created else 200, location)
+
+    async def patch(
+        ident: int, body: JSONBody, request: Request, who: CurrentPrincipal, session: Session
+    ) -> Response:
+        obj = await service.get(session, resource, who.account_id, ident)
+        check_if_match(request, render.record(obj, resource))
+        if resource.name == "cis":
+            await ci_rules.update(session, who, obj, body)
+        else:
+            await service.update(session, who, resource, obj, body)
+        obj = await service.reload(session, obj)
+        await session.commit()
+        return reply(request, render.record(obj, resource))
+
+    async def audit(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+        await service.get(session, resource, who.account_id, ident)
+        return await audit_page(request, who, session, resource.singular, ident)
+
+    one = f"{base}/{{ident:int}}"
+    router.add_api_route(one, get_one, methods=["GET"], dependencies=READ, summary=f"Get a {noun}")
+    router.add_api_route(base, create, methods=["POST"], dependencies=WRITE, summary=f"Create a {noun}", status_code=201)
+    router.add_api_route(one, patch, methods=["PATCH", "PUT"], dependencies=WRITE, summary=f"Update a {noun}")
+    router.add_api_route(f"{one}/audit", audit, methods=["GET"], dependencies=READ, summary=f"Audit trail of a {noun}")
+
+
+def _predefined(resource: Resource, name: str) -> Callable[..., Any]:
+    async def list_predefined(request: Request, who: CurrentPrincipal, session: Session) -> Response:
+        return await list_records(request, who, session, resource, name)
+
+    return list_predefined
+
+
+# --- audit trail ------------------------------------------------------------------------------
+
+AUDIT_LISTING = Listing(
+    filters={
+        "id": Attribute("id", Event.seq, "integer"),
+        "created_at": Attribute("created_at", Event.created_at, "datetime"),
+    },
+    sorts={"id": Attribute("id", Event.seq, "integer")},
+    default_sort=("-id",),
+    id_column=Event.seq,
+)
+CMDB_SUBJECTS = tuple(r.singular for r in RESOURCES.values())
+
+
+async def audit_page(
+    request: Request, who: Any, session: Any, subject_type: str | None, subject_id: int | None
+) -> Response:
+    from sqlalchemy import select
+
+    from landmark.api.xurrent.audit import render_lines
+
+    query = select(Event).where(Event.account_id == who.account_id)
+    if subject_type is None:
+        query = query.where(Event.subject_type.in_(CMDB_SUBJECTS))
+    else:
+        query = query.where(Event.subject_type == subject_type, Event.subject_id == str(subject_id))
+    rows, headers = await page_of(request, session, query, AUDIT_LISTING)
+    body = await render_lines(session, who, rows, account_wide=subject_type is None)
+    return reply(request, body, headers=headers)
+
+
+for _resource in RESOURCES.values():
+    _routes(_resource)
