@@ -17,6 +17,14 @@ class BadRequest(DomainError):
     pass
 
 
+class InvalidParameter(BadRequest):
+    """A query parameter the API cannot use; `param` names it (also as the `errors` field)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message, [(param, message)])
+        self.param = param
+
+
 class ValidationFailed(DomainError):
     status = 422
     code = "validation_failed"
