@@ -35,4 +35,11 @@ __all__ = [
     "Site",
     "Team",
     "TeamMember",
-"Account", "Credential", "Event", "InstanceSecret", "Membership", "SigningKey", "User"]
+    "Account",
+    "Credential",
+    "Event",
+    "InstanceSecret",
+    "Membership",
+    "SigningKey",
+    "User",
+]

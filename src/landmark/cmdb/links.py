@@ -23,10 +23,12 @@ async def relations(session: AsyncSession, ci: m.ConfigurationItem) -> list[tupl
     """(relation id, type seen from `ci`, the other CI's id) for every relation of `ci`."""
     rows = (
         await session.execute(
-            select(m.CIRelation).where(
+            select(m.CIRelation)
+            .where(
                 m.CIRelation.account_id == ci.account_id,
                 or_(m.CIRelation.ci_id == ci.id, m.CIRelation.child_id == ci.id),
-            ).order_by(m.CIRelation.id)
+            )
+            .order_by(m.CIRelation.id)
         )
     ).scalars()
     return [
@@ -62,7 +64,9 @@ async def add_relation(
         raise invalid("related_ci_id", "These CIs are already related")
     relation = m.CIRelation(account_id=ci.account_id, ci_id=parent.id, child_id=child.id)
     session.add(relation)
-    await _audit_link(session, who, CIS, ci, "ci_relations", None, {"ci_id": other.id, "relation_type": kind})
+    await _audit_link(
+        session, who, CIS, ci, "ci_relations", None, {"ci_id": other.id, "relation_type": kind}
+    )
     return relation.id, kind, other.id
 
 
@@ -74,7 +78,9 @@ async def remove_relation(
         raise NotFound("CI relation not found")
     _, kind, other = found[0]
     await session.execute(delete(m.CIRelation).where(m.CIRelation.id == relation_id))
-    await _audit_link(session, who, CIS, ci, "ci_relations", {"ci_id": other, "relation_type": kind}, None)
+    await _audit_link(
+        session, who, CIS, ci, "ci_relations", {"ci_id": other, "relation_type": kind}, None
+    )
 
 
 # --- people linked to a record: CI users, team members ------------------------------------------
@@ -113,7 +119,9 @@ async def unlink_people(
 ) -> None:
     """Unlink one person, or everyone when `person_id` is None."""
     link, column, name = LINKS[resource.name]
-    query = delete(link).where(link.account_id == owner.account_id, getattr(link, column) == owner.id)
+    query = delete(link).where(
+        link.account_id == owner.account_id, getattr(link, column) == owner.id
+    )
     if person_id is not None:
         query = query.where(link.person_id == person_id)
     removed = (await session.execute(query.returning(link.person_id))).scalars().all()
@@ -126,12 +134,19 @@ async def unlink_people(
 async def _same_account(session: AsyncSession, model: Any, account_id: str, ident: Any) -> Any:
     if not isinstance(ident, int) or isinstance(ident, bool):
         return None
-    return await session.scalar(select(model).where(model.id == ident, model.account_id == account_id))
+    return await session.scalar(
+        select(model).where(model.id == ident, model.account_id == account_id)
+    )
 
 
 async def _audit_link(
-    session: AsyncSession, who: Principal, resource: Resource, owner: Any, name: str, old: Any, new: Any
+    session: AsyncSession,
+    who: Principal,
+    resource: Resource,
+    owner: Any,
+    name: str,
+    old: Any,
+    new: Any,
 ) -> None:
     owner.updated_at = clock.now()
     await audit(session, who, resource, owner, "update", {name: [old, new]})
-

@@ -23,7 +23,10 @@ async def person_of(session: AsyncSession, who: Principal) -> m.Person:
             .where(m.Person.account_id == who.account_id)
             .where(
                 (m.Person.user_id == who.user_id)
-                | (m.Person.user_id.is_(None) & (func.lower(m.Person.primary_email) == email.lower()))
+                | (
+                    m.Person.user_id.is_(None)
+                    & (func.lower(m.Person.primary_email) == email.lower())
+                )
             )
             .order_by(m.Person.user_id.is_(None))
             .limit(1)

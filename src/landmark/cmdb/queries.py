@@ -60,7 +60,9 @@ def my_team_ids(who: Principal) -> Select[Any]:
     )
 
 
-def narrowed(resource: Resource, query: Select[Any], who: Principal, name: str | None) -> Select[Any]:
+def narrowed(
+    resource: Resource, query: Select[Any], who: Principal, name: str | None
+) -> Select[Any]:
     """The collection's default view, or one of its predefined filters (`/cis/active`)."""
     model = resource.model
     if resource.name == "cis":

@@ -21,7 +21,9 @@ from landmark.core.request_context import current_request_id
 class Event(Base):
     __tablename__ = "events"
     # The audit trail of one record (GET /v1/cis/:id/audit and the like).
-    __table_args__ = (Index("ix_events_subject", "account_id", "subject_type", "subject_id", "seq"),)
+    __table_args__ = (
+        Index("ix_events_subject", "account_id", "subject_type", "subject_id", "seq"),
+    )
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)

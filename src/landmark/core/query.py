@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from landmark.core.errors import InvalidParameter
+from landmark.core.errors import BadRequest, InvalidParameter
 
 Kind = Literal[
     "integer", "decimal", "string", "text", "enum", "boolean", "date", "datetime", "reference"
@@ -164,7 +164,7 @@ def _parse_order(listing: Listing, text: str) -> list[tuple[Attribute, bool]]:
     unknown = [name.lstrip("-") for name in names if _sort_attribute(listing, name) is None]
     if unknown:
         message = f"Sorting not allowed on fields: {', '.join(unknown)}"
-        raise InvalidParameter("sort", message)
+        raise BadRequest(message)  # Xurrent's exact body: the message alone
     order: list[tuple[Attribute, bool]] = []
     for name in names:
         attribute = _sort_attribute(listing, name)

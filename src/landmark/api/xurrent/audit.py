@@ -24,10 +24,14 @@ async def _authors(
             )
         )
     ).all()
-    authors = {uid: {"id": pid, "name": name, "account": account} for uid, pid, name in people}
+    authors: dict[int, dict[str, Any]] = {
+        uid: {"id": pid, "name": name, "account": account} for uid, pid, name in people if uid
+    }
     missing = user_ids - authors.keys()
     if missing:
-        users = (await session.execute(select(User.id, User.name).where(User.id.in_(missing)))).all()
+        users = (
+            await session.execute(select(User.id, User.name).where(User.id.in_(missing)))
+        ).all()
         authors.update({uid: {"id": None, "name": name, "account": account} for uid, name in users})
     return authors
 

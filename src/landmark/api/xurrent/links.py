@@ -29,7 +29,9 @@ async def _move(ident: int, action: str, request: Request, who: Any, session: An
 
 
 @router.post("/cis/{ident:int}/archive", dependencies=ARCHIVE, summary="Archive a CI")
-async def archive(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+async def archive(
+    ident: int, request: Request, who: CurrentPrincipal, session: Session
+) -> Response:
     return await _move(ident, "archive", request, who, session)
 
 
@@ -39,14 +41,18 @@ async def trash(ident: int, request: Request, who: CurrentPrincipal, session: Se
 
 
 @router.post("/cis/{ident:int}/restore", dependencies=ARCHIVE, summary="Restore a CI")
-async def restore(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+async def restore(
+    ident: int, request: Request, who: CurrentPrincipal, session: Session
+) -> Response:
     return await _move(ident, "restore", request, who, session)
 
 
 # --- CI relations -------------------------------------------------------------------------------
 
 
-async def _relation_body(session: Any, account_id: str, rel: tuple[int, str, int]) -> dict[str, Any]:
+async def _relation_body(
+    session: Any, account_id: str, rel: tuple[int, str, int]
+) -> dict[str, Any]:
     relation_id, kind, other_id = rel
     other = await session.get(m.ConfigurationItem, other_id)
     return {
@@ -57,15 +63,23 @@ async def _relation_body(session: Any, account_id: str, rel: tuple[int, str, int
 
 
 @router.get("/cis/{ident:int}/ci_relations", dependencies=READ, summary="Relations of a CI")
-async def list_relations(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+async def list_relations(
+    ident: int, request: Request, who: CurrentPrincipal, session: Session
+) -> Response:
     ci = await service.get(session, CIS, who.account_id, ident)
     rels = await links.relations(session, ci)
     return reply(request, [await _relation_body(session, who.account_id, r) for r in rels])
 
 
-@router.post("/cis/{ident:int}/ci_relations", dependencies=WRITE, status_code=201, summary="Relate a CI")
+@router.post(
+    "/cis/{ident:int}/ci_relations", dependencies=WRITE, status_code=201, summary="Relate a CI"
+)
 async def add_relation(
-    ident: int, body: Annotated[Any, Body()], request: Request, who: CurrentPrincipal, session: Session
+    ident: int,
+    body: Annotated[Any, Body()],
+    request: Request,
+    who: CurrentPrincipal,
+    session: Session,
 ) -> Response:
     ci = await service.get(session, CIS, who.account_id, ident)
     created = await _relation_body(
@@ -75,8 +89,12 @@ async def add_relation(
     return reply(request, created, 201)
 
 
-@router.delete("/cis/{ident:int}/ci_relations/{relation_id:int}", dependencies=WRITE, status_code=204)
-async def remove_relation(ident: int, relation_id: int, who: CurrentPrincipal, session: Session) -> Response:
+@router.delete(
+    "/cis/{ident:int}/ci_relations/{relation_id:int}", dependencies=WRITE, status_code=204
+)
+async def remove_relation(
+    ident: int, relation_id: int, who: CurrentPrincipal, session: Session
+) -> Response:
     ci = await service.get(session, CIS, who.account_id, ident)
     await links.remove_relation(session, who, ci, relation_id)
     await session.commit()
@@ -91,19 +109,25 @@ OWNERS = {"cis": (CIS, "users"), "teams": (TEAMS, "members")}
 def _people_routes(path: str) -> None:
     resource, name = OWNERS[path]
 
-    async def list_people(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+    async def list_people(
+        ident: int, request: Request, who: CurrentPrincipal, session: Session
+    ) -> Response:
         owner = await service.get(session, resource, who.account_id, ident)
         query = links.people_query(resource, owner).options(*service.loaded(PEOPLE))
         return await list_page(request, session, query, PEOPLE)
 
-    async def add_person(ident: int, person_id: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+    async def add_person(
+        ident: int, person_id: int, request: Request, who: CurrentPrincipal, session: Session
+    ) -> Response:
         owner = await service.get(session, resource, who.account_id, ident)
         await links.link_person(session, who, resource, owner, person_id)
         person = await service.get(session, PEOPLE, who.account_id, person_id)
         await session.commit()
         return reply(request, render.listed(person, PEOPLE, PEOPLE.collection_fields), 201)
 
-    async def remove_person(ident: int, person_id: int, who: CurrentPrincipal, session: Session) -> Response:
+    async def remove_person(
+        ident: int, person_id: int, who: CurrentPrincipal, session: Session
+    ) -> Response:
         owner = await service.get(session, resource, who.account_id, ident)
         await links.unlink_people(session, who, resource, owner, person_id)
         await session.commit()
@@ -116,10 +140,37 @@ def _people_routes(path: str) -> None:
         return Response(status_code=204)
 
     base = f"/{path}/{{ident:int}}/{name}"
-    router.add_api_route(base, list_people, methods=["GET"], dependencies=READ, summary=f"List the {name} of a {resource.singular}")
-    router.add_api_route(f"{base}/{{person_id:int}}", add_person, methods=["POST"], dependencies=WRITE, status_code=201, summary=f"Add to the {name}")
-    router.add_api_route(f"{base}/{{person_id:int}}", remove_person, methods=["DELETE"], dependencies=WRITE, status_code=204, summary=f"Remove from the {name}")
-    router.add_api_route(base, remove_all, methods=["DELETE"], dependencies=WRITE, status_code=204, summary=f"Remove all {name}")
+    router.add_api_route(
+        base,
+        list_people,
+        methods=["GET"],
+        dependencies=READ,
+        summary=f"List the {name} of a {resource.singular}",
+    )
+    router.add_api_route(
+        f"{base}/{{person_id:int}}",
+        add_person,
+        methods=["POST"],
+        dependencies=WRITE,
+        status_code=201,
+        summary=f"Add to the {name}",
+    )
+    router.add_api_route(
+        f"{base}/{{person_id:int}}",
+        remove_person,
+        methods=["DELETE"],
+        dependencies=WRITE,
+        status_code=204,
+        summary=f"Remove from the {name}",
+    )
+    router.add_api_route(
+        base,
+        remove_all,
+        methods=["DELETE"],
+        dependencies=WRITE,
+        status_code=204,
+        summary=f"Remove all {name}",
+    )
 
 
 for _path in OWNERS:
@@ -127,7 +178,9 @@ for _path in OWNERS:
 
 
 @router.get("/people/{ident:int}/teams", dependencies=READ, summary="The teams of a person")
-async def teams_of(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+async def teams_of(
+    ident: int, request: Request, who: CurrentPrincipal, session: Session
+) -> Response:
     person = await service.get(session, PEOPLE, who.account_id, ident)
     query = (
         service.scoped_select(TEAMS, who.account_id)
@@ -135,4 +188,3 @@ async def teams_of(ident: int, request: Request, who: CurrentPrincipal, session:
         .where(m.TeamMember.person_id == person.id)
     )
     return await list_page(request, session, query, TEAMS)
-

@@ -68,9 +68,7 @@ def collection_fields(resource: Resource, requested: str | None) -> tuple[str, .
     if not requested:
         return resource.collection_fields
     names = [n.strip() for n in requested.split(",") if n.strip()]
-    unknown = [
-        n for n in names if n not in resource.by_name or resource.by_name[n].writeonly
-    ]
+    unknown = [n for n in names if n not in resource.by_name or resource.by_name[n].writeonly]
     if unknown:
         raise BadRequest(f"Unknown fields: {', '.join(unknown)}")
     return ("id", *(n for n in names if n != "id"))

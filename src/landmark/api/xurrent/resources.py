@@ -102,7 +102,9 @@ def _routes(resource: Resource) -> None:
     async def list_all(request: Request, who: CurrentPrincipal, session: Session) -> Response:
         return await list_records(request, who, session, resource, None)
 
-    router.add_api_route(base, list_all, methods=["GET"], dependencies=READ, summary=f"List {resource.name}")
+    router.add_api_route(
+        base, list_all, methods=["GET"], dependencies=READ, summary=f"List {resource.name}"
+    )
     for name in resource.predefined:
         router.add_api_route(
             f"{base}/{name}",
@@ -112,11 +114,15 @@ def _routes(resource: Resource) -> None:
             summary=f"List {name} {resource.name}",
         )
 
-    async def get_one(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+    async def get_one(
+        ident: int, request: Request, who: CurrentPrincipal, session: Session
+    ) -> Response:
         obj = await service.get(session, resource, who.account_id, ident)
         return reply(request, render.record(obj, resource))
 
-    async def create(body: JSONBody, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+    async def create(
+        body: JSONBody, request: Request, who: CurrentPrincipal, session: Session
+    ) -> Response:
         if resource.name == "cis":
             obj, created = await ci_rules.create(session, who, body, source_hint(request))
         else:
@@ -140,19 +146,38 @@ def _routes(resource: Resource) -> None:
         await session.commit()
         return reply(request, render.record(obj, resource))
 
-    async def audit(ident: int, request: Request, who: CurrentPrincipal, session: Session) -> Response:
+    async def audit(
+        ident: int, request: Request, who: CurrentPrincipal, session: Session
+    ) -> Response:
         await service.get(session, resource, who.account_id, ident)
         return await audit_page(request, who, session, resource.singular, ident)
 
     one = f"{base}/{{ident:int}}"
     router.add_api_route(one, get_one, methods=["GET"], dependencies=READ, summary=f"Get a {noun}")
-    router.add_api_route(base, create, methods=["POST"], dependencies=WRITE, summary=f"Create a {noun}", status_code=201)
-    router.add_api_route(one, patch, methods=["PATCH", "PUT"], dependencies=WRITE, summary=f"Update a {noun}")
-    router.add_api_route(f"{one}/audit", audit, methods=["GET"], dependencies=READ, summary=f"Audit trail of a {noun}")
+    router.add_api_route(
+        base,
+        create,
+        methods=["POST"],
+        dependencies=WRITE,
+        summary=f"Create a {noun}",
+        status_code=201,
+    )
+    router.add_api_route(
+        one, patch, methods=["PATCH", "PUT"], dependencies=WRITE, summary=f"Update a {noun}"
+    )
+    router.add_api_route(
+        f"{one}/audit",
+        audit,
+        methods=["GET"],
+        dependencies=READ,
+        summary=f"Audit trail of a {noun}",
+    )
 
 
 def _predefined(resource: Resource, name: str) -> Callable[..., Any]:
-    async def list_predefined(request: Request, who: CurrentPrincipal, session: Session) -> Response:
+    async def list_predefined(
+        request: Request, who: CurrentPrincipal, session: Session
+    ) -> Response:
         return await list_records(request, who, session, resource, name)
 
     return list_predefined
