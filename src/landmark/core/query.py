@@ -207,14 +207,17 @@ def _filter_clause(listing: Listing, key: str, text: str) -> ColumnElement[bool]
     name = key.removesuffix("!")
     attribute = _filter_attribute(listing, name)
     value = text
-    if value.startswith("\\!"):
-        value = value[1:]  # an escaped literal "!"
-    elif value.startswith("!"):
+    if value.startswith("!"):
         negate, value = True, value[1:]
+    if value.startswith("\\!"):
+        value = value[1:]  # an escaped literal "!", as in "\\!v" or "!\\!v"
     column = attribute.column
     if value == "":
         return _present(attribute) if negate else _empty(attribute)
-    clause = _match(attribute, name, value)
+    try:
+        clause = _match(attribute, value)
+    except (ValueError, ArithmeticError) as error:
+        raise _invalid(name, text) from error
     # "Not v" also holds for rows without a value: the complement of what `?f=v` returns.
     return or_(column.is_(None), not_(clause)) if negate else clause
 
@@ -242,7 +245,7 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _match(attribute: Attribute, param: str, value: str) -> ColumnElement[bool]:
+def _match(attribute: Attribute, value: str) -> ColumnElement[bool]:
     column = attribute.column
     if attribute.kind in ORDERED_KINDS:
         bounds = _BOUNDS.fullmatch(value)
@@ -250,14 +253,14 @@ def _match(attribute: Attribute, param: str, value: str) -> ColumnElement[bool]:
             pairs = [(bounds[1], bounds[2]), (bounds[3], bounds[4])]
             return and_(
                 *(
-                    _COMPARE[op](column, _parse_value(attribute, param, operand))
+                    _COMPARE[op](column, _parse_value(attribute, operand))
                     for op, operand in pairs
                     if op
                 )
             )
     if attribute.kind in LIST_KINDS and "," in value:
-        return column.in_([_parse_value(attribute, param, item) for item in value.split(",")])
-    parsed = _parse_value(attribute, param, value)
+        return column.in_([_parse_value(attribute, item) for item in value.split(",")])
+    parsed = _parse_value(attribute, value)
     if attribute.case_insensitive:
         # lower() on both sides, both computed by the database (SQLite's lower() only folds
         # ASCII), so that an expression index such as
@@ -267,13 +270,10 @@ def _match(attribute: Attribute, param: str, value: str) -> ColumnElement[bool]:
     return column == parsed
 
 
-def _parse_value(attribute: Attribute, param: str, text: str) -> Any:
-    try:
-        value = _PARSERS[attribute.kind](text, attribute.column)
-    except (ValueError, ArithmeticError) as error:
-        raise _invalid(param, text) from error
+def _parse_value(attribute: Attribute, text: str) -> Any:
+    value = _PARSERS[attribute.kind](text, attribute.column)
     if attribute.values is not None and value not in attribute.values:
-        raise _invalid(param, text)
+        raise ValueError(text)
     return value
 
 
