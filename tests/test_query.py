@@ -285,6 +285,7 @@ ERRORS: list[tuple[list[tuple[str, str]], str, str]] = [
     ),
     ([("count", "abc")], "count", "Invalid value for filter count: 'abc'"),
     ([("count", "1.5")], "count", "Invalid value for filter count: '1.5'"),
+    ([("count", "\u0663")], "count", "Invalid value for filter count: '\u0663'"),  # Arabic 3
     ([("count", "99999999999")], "count", "Invalid value for filter count: '99999999999'"),
     ([("count", ">5<")], "count", "Invalid value for filter count: '>5<'"),
     ([("count", "1,,2")], "count", "Invalid value for filter count: '1,,2'"),

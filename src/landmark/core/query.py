@@ -142,7 +142,7 @@ def _invalid(param: str, text: str) -> InvalidParameter:
 def _parse_per_page(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_PER_PAGE
-    if not re.fullmatch(r"\d{1,9}", text) or int(text) < 1:
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
         raise InvalidParameter("per_page", f"Invalid value for per_page: '{text[:100]}'")
     return min(int(text), MAX_PER_PAGE)  # Xurrent caps it rather than refusing
 
@@ -150,7 +150,7 @@ def _parse_per_page(text: str | None) -> int:
 def _parse_page(text: str | None) -> int | None:
     if text is None or text == "":
         return None
-    if not re.fullmatch(r"\d{1,9}", text) or int(text) < 1:
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
         raise InvalidParameter("page", f"Invalid value for page: '{text[:100]}'")
     return int(text)
 
@@ -278,7 +278,7 @@ def _parse_value(attribute: Attribute, text: str) -> Any:
 
 
 def _parse_integer(text: str, column: Any) -> int:
-    if not re.fullmatch(r"[+-]?\d{1,19}", text):
+    if not re.fullmatch(r"[+-]?[0-9]{1,19}", text):
         raise ValueError(text)
     value, limit = int(text), _integer_limit(column)
     if not -limit <= value < limit:  # PostgreSQL refuses an out-of-range parameter outright
@@ -294,7 +294,7 @@ def _integer_limit(column: Any) -> int:
 
 
 def _parse_decimal(text: str, column: Any) -> Decimal:
-    if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
+    if not re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)", text):
         raise ValueError(text)
     return Decimal(text)
 
@@ -314,14 +314,19 @@ def _parse_boolean(text: str, column: Any) -> bool:
 
 
 def _parse_date(text: str, column: Any) -> date:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         raise ValueError(text)
     return date.fromisoformat(text)
 
 
+_ISO_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.,]+(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+)
+
+
 def _parse_datetime(text: str, column: Any) -> datetime:
     """ISO 8601 with Z or an offset; a bare date or a time without offset is taken as UTC."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][\d:.,]+(Z|[+-]\d{2}(:?\d{2})?)?)?", text):
+    if not _ISO_DATETIME.fullmatch(text):
         raise ValueError(text)
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -479,7 +484,7 @@ async def fetch_page(
     filtered = select_stmt.where(*query.where)
     total = await _count(session, filtered, listing)
     width = len(select_stmt.column_descriptions)  # the sort values follow, for the cursors
-    result = await session.execute(_page_statement(filtered, query))
+    result = await session.execute(page_statement(filtered, query))
     rows = list(result.all())
     more = len(rows) > query.per_page  # one row beyond the page says there is a next one
     rows = rows[: query.per_page]
@@ -499,7 +504,7 @@ async def fetch_page(
     )
 
 
-def _page_statement(filtered: Select[Any], query: ListQuery) -> Select[Any]:
+def page_statement(filtered: Select[Any], query: ListQuery) -> Select[Any]:
     """The filtered statement plus the sort values, ordered, past the cursor, limited.
     search_before walks the order backwards from its row; the caller reverses the rows."""
     keys = _keys(query, reverse=query.before is not None)
