@@ -142,7 +142,7 @@ def _invalid(param: str, text: str) -> InvalidParameter:
 def _parse_per_page(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_PER_PAGE
-    if not re.fullmatch(r"\d{1,9}", text) or int(text) < 1:
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
         raise InvalidParameter("per_page", f"Invalid value for per_page: '{text[:100]}'")
     return min(int(text), MAX_PER_PAGE)  # Xurrent caps it rather than refusing
 
@@ -150,7 +150,7 @@ def _parse_per_page(text: str | None) -> int:
 def _parse_page(text: str | None) -> int | None:
     if text is None or text == "":
         return None
-    if not re.fullmatch(r"\d{1,9}", text) or int(text) < 1:
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
         raise InvalidParameter("page", f"Invalid value for page: '{text[:100]}'")
     return int(text)
 
@@ -207,14 +207,17 @@ def _filter_clause(listing: Listing, key: str, text: str) -> ColumnElement[bool]
     name = key.removesuffix("!")
     attribute = _filter_attribute(listing, name)
     value = text
-    if value.startswith("\\!"):
-        value = value[1:]  # an escaped literal "!"
-    elif value.startswith("!"):
+    if value.startswith("!"):
         negate, value = True, value[1:]
+    if value.startswith("\\!"):
+        value = value[1:]  # an escaped literal "!", as in "\\!v" or "!\\!v"
     column = attribute.column
     if value == "":
         return _present(attribute) if negate else _empty(attribute)
-    clause = _match(attribute, name, value)
+    try:
+        clause = _match(attribute, value)
+    except (ValueError, ArithmeticError) as error:
+        raise _invalid(name, text) from error
     # "Not v" also holds for rows without a value: the complement of what `?f=v` returns.
     return or_(column.is_(None), not_(clause)) if negate else clause
 
@@ -242,7 +245,7 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def _match(attribute: Attribute, param: str, value: str) -> ColumnElement[bool]:
+def _match(attribute: Attribute, value: str) -> ColumnElement[bool]:
     column = attribute.column
     if attribute.kind in ORDERED_KINDS:
         bounds = _BOUNDS.fullmatch(value)
@@ -250,14 +253,14 @@ def _match(attribute: Attribute, param: str, value: str) -> ColumnElement[bool]:
             pairs = [(bounds[1], bounds[2]), (bounds[3], bounds[4])]
             return and_(
                 *(
-                    _COMPARE[op](column, _parse_value(attribute, param, operand))
+                    _COMPARE[op](column, _parse_value(attribute, operand))
                     for op, operand in pairs
                     if op
                 )
             )
     if attribute.kind in LIST_KINDS and "," in value:
-        return column.in_([_parse_value(attribute, param, item) for item in value.split(",")])
-    parsed = _parse_value(attribute, param, value)
+        return column.in_([_parse_value(attribute, item) for item in value.split(",")])
+    parsed = _parse_value(attribute, value)
     if attribute.case_insensitive:
         # lower() on both sides, both computed by the database (SQLite's lower() only folds
         # ASCII), so that an expression index such as
@@ -267,18 +270,15 @@ def _match(attribute: Attribute, param: str, value: str) -> ColumnElement[bool]:
     return column == parsed
 
 
-def _parse_value(attribute: Attribute, param: str, text: str) -> Any:
-    try:
-        value = _PARSERS[attribute.kind](text, attribute.column)
-    except (ValueError, ArithmeticError) as error:
-        raise _invalid(param, text) from error
+def _parse_value(attribute: Attribute, text: str) -> Any:
+    value = _PARSERS[attribute.kind](text, attribute.column)
     if attribute.values is not None and value not in attribute.values:
-        raise _invalid(param, text)
+        raise ValueError(text)
     return value
 
 
 def _parse_integer(text: str, column: Any) -> int:
-    if not re.fullmatch(r"[+-]?\d{1,19}", text):
+    if not re.fullmatch(r"[+-]?[0-9]{1,19}", text):
         raise ValueError(text)
     value, limit = int(text), _integer_limit(column)
     if not -limit <= value < limit:  # PostgreSQL refuses an out-of-range parameter outright
@@ -294,7 +294,7 @@ def _integer_limit(column: Any) -> int:
 
 
 def _parse_decimal(text: str, column: Any) -> Decimal:
-    if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
+    if not re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)", text):
         raise ValueError(text)
     return Decimal(text)
 
@@ -314,14 +314,19 @@ def _parse_boolean(text: str, column: Any) -> bool:
 
 
 def _parse_date(text: str, column: Any) -> date:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         raise ValueError(text)
     return date.fromisoformat(text)
 
 
+_ISO_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.,]+(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+)
+
+
 def _parse_datetime(text: str, column: Any) -> datetime:
     """ISO 8601 with Z or an offset; a bare date or a time without offset is taken as UTC."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][\d:.,]+(Z|[+-]\d{2}(:?\d{2})?)?)?", text):
+    if not _ISO_DATETIME.fullmatch(text):
         raise ValueError(text)
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -479,7 +484,7 @@ async def fetch_page(
     filtered = select_stmt.where(*query.where)
     total = await _count(session, filtered, listing)
     width = len(select_stmt.column_descriptions)  # the sort values follow, for the cursors
-    result = await session.execute(_page_statement(filtered, query))
+    result = await session.execute(page_statement(filtered, query))
     rows = list(result.all())
     more = len(rows) > query.per_page  # one row beyond the page says there is a next one
     rows = rows[: query.per_page]
@@ -499,7 +504,7 @@ async def fetch_page(
     )
 
 
-def _page_statement(filtered: Select[Any], query: ListQuery) -> Select[Any]:
+def page_statement(filtered: Select[Any], query: ListQuery) -> Select[Any]:
     """The filtered statement plus the sort values, ordered, past the cursor, limited.
     search_before walks the order backwards from its row; the caller reverses the rows."""
     keys = _keys(query, reverse=query.before is not None)
