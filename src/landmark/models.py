@@ -1,6 +1,7 @@
 """Every table of every domain, imported in one place for migrations."""
 
 from landmark.core.events import Event
+from landmark.core.jobs import Job
 from landmark.identity.models import (
     Account,
     Credential,
@@ -10,4 +11,13 @@ from landmark.identity.models import (
     User,
 )
 
-__all__ = ["Account", "Credential", "Event", "InstanceSecret", "Membership", "SigningKey", "User"]
+__all__ = [
+    "Account",
+    "Credential",
+    "Event",
+    "InstanceSecret",
+    "Job",
+    "Membership",
+    "SigningKey",
+    "User",
+]
