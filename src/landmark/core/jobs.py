@@ -53,6 +53,8 @@ class Job(Base):
         CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state"),
         Index(None, "state", "run_after"),  # claiming
         Index(None, "account_id", "kind"),  # listing an account's jobs
+        # Never reuse the id of a purged job on SQLite: events and logs refer to jobs by id.
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"))

@@ -47,6 +47,7 @@ def upgrade() -> None:
             ["account_id"], ["accounts.id"], name=op.f("fk_jobs_account_id_accounts")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(
