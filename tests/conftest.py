@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(directory: Path) -> Iterator[str]:
+    """An empty database: a SQLite file in `directory`, or a PostgreSQL database dropped after."""
     server = os.environ.get("LANDMARK_TEST_POSTGRES")
     if not server:
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'landmark.db'}"
+        yield f"sqlite+aiosqlite:///{directory / 'landmark.db'}"
         return
     import asyncpg
 

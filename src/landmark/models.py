@@ -14,6 +14,7 @@ from landmark.cmdb.models import (
     TeamMember,
 )
 from landmark.core.events import Event
+from landmark.core.jobs import Job
 from landmark.identity.models import (
     Account,
     Credential,
@@ -39,6 +40,7 @@ __all__ = [
     "Credential",
     "Event",
     "InstanceSecret",
+    "Job",
     "Membership",
     "SigningKey",
     "User",
