@@ -1,6 +1,6 @@
 """Building blocks for the CMDB tests: a small CMDB made over the /v1 API of a tenant."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -74,3 +74,138 @@ def make_cmdb(
         },
     )
     return Cmdb(client, auth, category, organization, team, service, product)
+
+
+# --- shared by the negative, isolation and query tests -------------------------------------------
+
+
+def total(client: httpx.Client, auth: dict[str, str], path: str, **params: Any) -> int:
+    """How many records a collection holds (X-Pagination-Total-Entries)."""
+    response = client.get(f"/v1/{path}", params=params, headers=auth)
+    assert response.status_code == 200, response.text
+    return int(response.headers["X-Pagination-Total-Entries"])
+
+
+def audit_size(client: httpx.Client, auth: dict[str, str]) -> int:
+    return total(client, auth, "audit_lines")
+
+
+def snapshot(client: httpx.Client, auth: dict[str, str], paths: list[str]) -> dict[str, Any]:
+    """Every record at `paths` plus the audit trail's length: equal before and after = unchanged."""
+    seen: dict[str, Any] = {"audit_lines": audit_size(client, auth)}
+    for path in paths:
+        response = client.get(f"/v1/{path}", headers=auth)
+        assert response.status_code == 200, response.text
+        seen[path] = response.json()
+    return seen
+
+
+def assert_xurrent_error(response: httpx.Response, status: int, field: str | None = None) -> Any:
+    """The Xurrent error dialect: {"message": ..., "errors": [[field, message], ...]}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body.get("message"), str) and body["message"], body
+    assert set(body) <= {"message", "errors"}, body
+    for pair in body.get("errors", []):
+        assert isinstance(pair, list) and len(pair) == 2, body
+    if field is not None:
+        assert field in [f for f, _ in body.get("errors", [])], body
+    return body
+
+
+@dataclass
+class FullCmdb(Cmdb):
+    """Every CMDB resource, plus a CI relation, a CI user and a team member."""
+
+    site: dict[str, Any] = field(default_factory=dict)
+    person: dict[str, Any] = field(default_factory=dict)
+    server_ci: dict[str, Any] = field(default_factory=dict)
+    db_ci: dict[str, Any] = field(default_factory=dict)
+    relation: dict[str, Any] = field(default_factory=dict)
+
+    def by_resource(self) -> dict[str, dict[str, Any]]:
+        return {
+            "product_categories": self.category,
+            "organizations": self.organization,
+            "sites": self.site,
+            "people": self.person,
+            "teams": self.team,
+            "services": self.service,
+            "products": self.product,
+            "cis": self.server_ci,
+        }
+
+    def record_paths(self) -> list[str]:
+        """GETs that show every record and link of this CMDB."""
+        paths = [f"{res}/{rec['id']}" for res, rec in self.by_resource().items()]
+        ci, team, person = self.server_ci["id"], self.team["id"], self.person["id"]
+        return [
+            *paths,
+            f"cis/{ci}/ci_relations",
+            f"cis/{ci}/users",
+            f"teams/{team}/members",
+            f"people/{person}/teams",
+        ]
+
+
+def make_full_cmdb(client: httpx.Client, auth: dict[str, str], suffix: str = "") -> FullCmdb:
+    base = make_cmdb(client, auth, suffix=suffix)
+    full = FullCmdb(**{k: getattr(base, k) for k in Cmdb.__dataclass_fields__})
+    full.site = full.post("sites", {"name": f"Main site{suffix}"})
+    full.person = full.post(
+        "people",
+        {
+            "name": f"Howard Tanner{suffix}",
+            "primary_email": f"howard{suffix.strip()}@{id(full)}.example",
+            "organization_id": full.organization["id"],
+            "site_id": full.site["id"],
+        },
+    )
+    full.server_ci = full.ci(name=f"srv{suffix}", site_id=full.site["id"])
+    full.db_ci = full.ci(name=f"db{suffix}")
+    full.relation = full.post(
+        f"cis/{full.server_ci['id']}/ci_relations",
+        {"related_ci_id": full.db_ci["id"], "relation_type": "child"},
+    )
+    full.post(f"cis/{full.server_ci['id']}/users/{full.person['id']}", {})
+    full.post(f"teams/{full.team['id']}/members/{full.person['id']}", {})
+    return full
+
+
+# --- the /v1 routes, from the app's OpenAPI -----------------------------------------------------
+
+ROUTE_PARAMS = {"ident", "relation_id", "person_id"}
+
+
+def v1_routes(client: httpx.Client) -> list[tuple[str, str]]:
+    """(METHOD, path template) of every /v1 route the app serves."""
+    spec = client.get("/openapi.json").json()
+    return sorted(
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        if path == "/v1" or path.startswith("/v1/")
+        for method in operations
+        if method in ("get", "post", "patch", "put", "delete")
+    )
+
+
+def route_ids(full: FullCmdb, audit_line: int) -> dict[str, int]:
+    """The id each path parameter takes: `ident` by the path's resource, then sub-ids."""
+    ids = {res: rec["id"] for res, rec in full.by_resource().items()}
+    return {
+        **ids,
+        "audit_lines": audit_line,
+        "relation_id": full.relation["id"],
+        "person_id": full.person["id"],
+    }
+
+
+def fill(template: str, ids: dict[str, int], owner: dict[str, int] | None = None) -> str:
+    """The path with its parameters replaced: `{ident}` by the id of the path's resource (from
+    `owner` when given, so that a sub-id of one account meets an owner of another)."""
+    resource = template.split("/")[2]
+    path = template.replace("{ident}", str((owner or ids)[resource]))
+    for param in ("relation_id", "person_id"):
+        path = path.replace(f"{{{param}}}", str(ids[param]))
+    assert "{" not in path, f"unknown path parameter in {template}"
+    return path

@@ -123,15 +123,16 @@ async def _check_serial(session: AsyncSession, ci: m.ConfigurationItem, product:
     ci.brand_serial = brand_serial(product.brand, ci.serial_nr)
     if ci.brand_serial is None:
         return
-    taken = await session.scalar(
-        select(
-            exists().where(
-                CI.account_id == ci.account_id,
-                CI.brand_serial == ci.brand_serial,
-                not_this(CI, ci),
+    with session.no_autoflush:  # flushing the change first would hit the unique index
+        taken = await session.scalar(
+            select(
+                exists().where(
+                    CI.account_id == ci.account_id,
+                    CI.brand_serial == ci.brand_serial,
+                    not_this(CI, ci),
+                )
             )
         )
-    )
     if taken:
         raise invalid("serial_nr", "Serial number has already been taken for this product brand")
 

@@ -23,12 +23,22 @@ CASE_INSENSITIVE = {
 QUERY_KIND = {"text": "string", "strings": "string", "json": "string", "aggregated": "string"}
 
 
+def _column(resource: Resource, name: str) -> Any:
+    """The column (or expression) a filter or sort of `resource` compares."""
+    if resource.model is m.Product and name == "rule_set":  # the category's, not stored twice
+        category = m.ProductCategory
+        return (
+            select(category.rule_set).where(category.id == m.Product.category_id).scalar_subquery()
+        )
+    return getattr(resource.model, resource.by_name[name].column)
+
+
 def _attribute(resource: Resource, name: str) -> Attribute:
     field = resource.by_name[name]
     kind: Any = QUERY_KIND.get(field.kind, field.kind)
     return Attribute(
         name=name,
-        column=getattr(resource.model, field.column),
+        column=_column(resource, name),
         kind=kind,
         case_insensitive=name in CASE_INSENSITIVE.get(resource.name, set()),
         values=field.values,

@@ -4,6 +4,7 @@ Input follows Xurrent's data types: booleans accept `1, t, y, true, yes, on` (an
 decimals arrive as numbers or strings, dates as `yyyy-mm-dd`, datetimes as ISO 8601.
 """
 
+import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -27,22 +28,29 @@ def parse_value(field: Field, raw: Any) -> Any:
 
 
 def _string(field: Field, raw: Any) -> str | None:
-    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+    if not isinstance(raw, str):  # a number, boolean, array or object is not a string
         raise BadValue("must be a string")
-    text = str(raw)
+    if "\x00" in raw:  # PostgreSQL text cannot hold NUL
+        raise BadValue("must not contain NUL characters")
+    text = raw
     if field.max_length is not None and len(text) > field.max_length:
         raise BadValue(f"is too long (maximum is {field.max_length} characters)")
     return text if text != "" else None
 
 
+INTEGER_LIMIT = 2**31  # the columns are 32-bit integers on both back ends
+
+
 def _integer(field: Field, raw: Any) -> int:
     if isinstance(raw, bool):
         raise BadValue("must be an integer")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw)
-    raise BadValue("must be an integer")
+    if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d{1,10}\s*", raw):
+        raw = int(raw)
+    if not isinstance(raw, int):
+        raise BadValue("must be an integer")
+    if not -INTEGER_LIMIT <= raw < INTEGER_LIMIT:
+        raise BadValue(f"must be between {-INTEGER_LIMIT} and {INTEGER_LIMIT - 1}")
+    return raw
 
 
 def _decimal(field: Field, raw: Any) -> Decimal:
