@@ -104,7 +104,7 @@ def install(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [(_field(tuple(e["loc"])), e["msg"]) for e in exc.errors()]
         in_body = any(e["loc"] and e["loc"][0] == "body" for e in exc.errors())
-        error = ValidationFailed("Validation failed", errors) if in_body else _bad_params(errors)
+        error = ValidationFailed("Validation Failed", errors) if in_body else _bad_params(errors)
         return render(request.url.path, error)
 
     @app.exception_handler(StarletteHTTPException)

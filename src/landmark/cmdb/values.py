@@ -28,11 +28,13 @@ def parse_value(field: Field, raw: Any) -> Any:
 
 
 def _string(field: Field, raw: Any) -> str | None:
-    if not isinstance(raw, str):  # a number, boolean, array or object is not a string
+    # Numbers are taken as their text (a script may send a serial number as 12345, and Xurrent
+    # accepts it); booleans, arrays and objects are not strings.
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise BadValue("must be a string")
-    if "\x00" in raw:  # PostgreSQL text cannot hold NUL
+    text = str(raw)
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL
         raise BadValue("must not contain NUL characters")
-    text = raw
     if field.max_length is not None and len(text) > field.max_length:
         raise BadValue(f"is too long (maximum is {field.max_length} characters)")
     return text if text != "" else None

@@ -51,7 +51,7 @@ def parse_permissions(values: list[str], field: str) -> list[str]:
     unknown = [v for v in values if v not in known]
     if unknown:
         raise ValidationFailed(
-            "Validation failed",
+            "Validation Failed",
             [
                 (field, f"unknown permission {v!r}; known: {', '.join(sorted(known))}")
                 for v in unknown

@@ -42,9 +42,9 @@ class Issued:
 
 def _require_text(field: str, value: Any, max_len: int = 200) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed("Validation failed", [(field, "is required")])
+        raise ValidationFailed("Validation Failed", [(field, "is required")])
     if len(value) > max_len:
-        raise ValidationFailed("Validation failed", [(field, f"is too long (maximum {max_len})")])
+        raise ValidationFailed("Validation Failed", [(field, f"is too long (maximum {max_len})")])
     return value.strip()
 
 
@@ -53,21 +53,21 @@ def _role(value: Any, field: str = "role") -> str:
         return Role(str(value).lower()).value
     except ValueError:
         raise ValidationFailed(
-            "Validation failed", [(field, f"must be one of {', '.join(r.value for r in Role)}")]
+            "Validation Failed", [(field, f"must be one of {', '.join(r.value for r in Role)}")]
         ) from None
 
 
 def _email(value: Any) -> str:
     email = _require_text("email", value, 320).lower()
     if not EMAIL.match(email):
-        raise ValidationFailed("Validation failed", [("email", "is not a valid email address")])
+        raise ValidationFailed("Validation Failed", [("email", "is not a valid email address")])
     return email
 
 
 def _password(value: Any) -> str:
     if not isinstance(value, str) or len(value) < MIN_PASSWORD:
         raise ValidationFailed(
-            "Validation failed", [("password", f"must have at least {MIN_PASSWORD} characters")]
+            "Validation Failed", [("password", f"must have at least {MIN_PASSWORD} characters")]
         )
     return value
 
@@ -76,12 +76,12 @@ def _future(field: str, value: datetime | None, max_days: int) -> datetime | Non
     if value is None:
         return None
     if value.tzinfo is None:
-        raise ValidationFailed("Validation failed", [(field, "must carry a UTC offset")])
+        raise ValidationFailed("Validation Failed", [(field, "must carry a UTC offset")])
     now = clock.now()
     if value <= now:
-        raise ValidationFailed("Validation failed", [(field, "must be in the future")])
+        raise ValidationFailed("Validation Failed", [(field, "must be in the future")])
     if value > now + timedelta(days=max_days):
-        raise ValidationFailed("Validation failed", [(field, f"must be within {max_days} days")])
+        raise ValidationFailed("Validation Failed", [(field, f"must be within {max_days} days")])
     return value
 
 
@@ -103,7 +103,7 @@ async def create_account(session: AsyncSession, slug: str, name: str) -> Account
     slug = _require_text("id", slug, 64).lower()
     if not SLUG.match(slug):
         raise ValidationFailed(
-            "Validation failed", [("id", "must be 2-63 lowercase letters, digits or dashes")]
+            "Validation Failed", [("id", "must be 2-63 lowercase letters, digits or dashes")]
         )
     if await session.get(Account, slug) is not None:
         raise Conflict(f"Account {slug!r} already exists", [("id", "has already been taken")])
@@ -127,7 +127,7 @@ async def update_account(
         if field in changes:
             value = changes[field]
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValidationFailed("Validation failed", [(field, "must be a positive integer")])
+                raise ValidationFailed("Validation Failed", [(field, "must be a positive integer")])
             diff[field] = [getattr(account, field), value]
             setattr(account, field, value)
     mark_identity_changed(session)
@@ -155,7 +155,7 @@ async def create_user(
     role = _role(role)
     grants = parse_permissions(permissions or [], "permissions")
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise ValidationFailed("Validation failed", [("email", "has already been taken")])
+        raise ValidationFailed("Validation Failed", [("email", "has already been taken")])
     user = User(
         email=email,
         name=_require_text("name", name),
@@ -201,7 +201,7 @@ async def invite_user(
     membership = await session.get(Membership, (principal.account_id, user.id))
     if membership is not None:
         raise ValidationFailed(
-            "Validation failed", [("email", "is already a member of this workspace")]
+            "Validation Failed", [("email", "is already a member of this workspace")]
         )
     membership = Membership(
         account_id=principal.account_id, user_id=user.id, role=role, permissions=[]
@@ -285,9 +285,9 @@ async def update_member(
     archive = changes.get("status") == "archived" and membership.status != "archived"
     if "status" in changes:
         if changes["status"] not in ("active", "archived"):
-            raise ValidationFailed("Validation failed", [("status", "must be active or archived")])
+            raise ValidationFailed("Validation Failed", [("status", "must be active or archived")])
         if archive and is_self:
-            raise ValidationFailed("Validation failed", [("status", "you cannot archive yourself")])
+            raise ValidationFailed("Validation Failed", [("status", "you cannot archive yourself")])
         diff["status"] = [membership.status, changes["status"]]
         membership.status = changes["status"]
     mark_identity_changed(session)
@@ -520,7 +520,7 @@ async def update_api_key(
         credential.name = diff["name"][1]
     if "enabled" in changes:
         if not isinstance(changes["enabled"], bool):
-            raise ValidationFailed("Validation failed", [("enabled", "must be true or false")])
+            raise ValidationFailed("Validation Failed", [("enabled", "must be true or false")])
         diff["enabled"] = [credential.enabled, changes["enabled"]]
         credential.enabled = changes["enabled"]
     if "privileges" in changes:
