@@ -262,3 +262,28 @@ def test_collections_paginate_filter_and_sort(cmdb: Cmdb) -> None:
     assert "colour" in cmdb.get("cis", 400, colour="red")["message"]
     by_ref = cmdb.get("cis", support_team_id=cmdb.team["id"], per_page=100)
     assert len(by_ref) == 25 == len(cmdb.get("cis", support_team=cmdb.team["id"], per_page=100))
+
+
+def _walk(cmdb: Cmdb, url: str, rel: str) -> tuple[list[int], str]:
+    """Follow `rel` links from `url`; the ids of every page, and the last page's URL."""
+    seen: list[int] = []
+    while True:
+        response = cmdb.client.get(url, headers=cmdb.auth)
+        assert response.status_code == 200, response.text
+        ids = [row["id"] for row in response.json()]
+        seen += ids if rel == "next" else ids[::-1]
+        link = response.links.get(rel)
+        if link is None:
+            return seen, url
+        url = link["url"]
+
+
+@pytest.mark.parametrize("sort", ["sourceID", "-sourceID"])
+def test_cursors_walk_a_nullable_sort_both_ways(cmdb: Cmdb, sort: str) -> None:
+    for n in range(7):
+        cmdb.ci(sourceID=f"s{n % 3}" if n % 2 else None)
+    whole = [ci["id"] for ci in cmdb.get("cis", sort=sort, per_page=100)]
+    forward, last = _walk(cmdb, f"/v1/cis?sort={sort}&per_page=2", "next")
+    assert forward == whole
+    backward, _ = _walk(cmdb, last, "prev")
+    assert backward[::-1] == whole

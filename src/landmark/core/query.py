@@ -22,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -484,8 +484,11 @@ async def fetch_page(
     filtered = select_stmt.where(*query.where)
     total = await _count(session, filtered, listing)
     width = len(select_stmt.column_descriptions)  # the sort values follow, for the cursors
-    result = await session.execute(page_statement(filtered, query))
-    rows = list(result.all())
+    rows = list((await session.execute(page_statement(filtered, query))).all())
+    if _null_tail(query) and len(rows) <= query.per_page:
+        keys = _keys(query, reverse=query.before is not None)
+        tail = _ordered(filtered, query, keys).where(keys[0].column.is_(None))
+        rows += (await session.execute(tail.limit(query.per_page + 1 - len(rows)))).all()
     more = len(rows) > query.per_page  # one row beyond the page says there is a next one
     rows = rows[: query.per_page]
     if query.before is not None:
@@ -508,16 +511,34 @@ def page_statement(filtered: Select[Any], query: ListQuery) -> Select[Any]:
     """The filtered statement plus the sort values, ordered, past the cursor, limited.
     search_before walks the order backwards from its row; the caller reverses the rows."""
     keys = _keys(query, reverse=query.before is not None)
-    sort_values = (
-        attribute.column.label(f"_sort_{i}") for i, (attribute, _) in enumerate(query.order)
-    )
-    stmt = filtered.add_columns(*sort_values).order_by(None).order_by(*(k.order_by() for k in keys))
+    stmt = _ordered(filtered, query, keys)
     cursor = query.before or query.after
     if cursor is not None:
+        if _null_tail(query):  # the NULLs of the first key come in a second query
+            keys = [replace(keys[0], nullable=False), *keys[1:]]
         stmt = stmt.where(_keyset(keys, cursor.values))
     elif query.page is not None and query.page > 1:
         stmt = stmt.offset((query.page - 1) * query.per_page)
     return stmt.limit(query.per_page + 1)
+
+
+def _ordered(filtered: Select[Any], query: ListQuery, keys: list[_Key]) -> Select[Any]:
+    sort_values = (
+        attribute.column.label(f"_sort_{i}") for i, (attribute, _) in enumerate(query.order)
+    )
+    return filtered.add_columns(*sort_values).order_by(None).order_by(*(k.order_by() for k in keys))
+
+
+def _null_tail(query: ListQuery) -> bool:
+    """Walking up a nullable first key from a value: the rows after it are `k > v OR k IS NULL`,
+    which no index range serves (the whole index would be filtered). The page is then read as
+    the range `k > v` first, and the NULL rows (last in the order) by a second query when the
+    range falls short, so a deep cursor costs what page 1 costs."""
+    cursor = query.before or query.after
+    if cursor is None or cursor.values[0] is None:
+        return False
+    key = _keys(query, reverse=query.before is not None)[0]
+    return key.nullable and not key.descending
 
 
 def _rows_before(query: ListQuery, fetched: int, more: bool) -> int:
