@@ -4,9 +4,10 @@ Each change is audited on the record it was made through (`update` with a `chang
 the link), and is an outbox event like any other change.
 """
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.cmdb import models as m
@@ -91,14 +92,15 @@ LINKS: dict[str, tuple[type[Any], str, str]] = {
 }
 
 
-def people_query(resource: Resource, owner: Any) -> Any:
-    """The people linked to `owner` (a CI's users or a team's members), as a select of Person."""
+def people_of(resource: Resource, owner: Any) -> Callable[[Select[Any]], Select[Any]]:
+    """Narrows a select of people to those linked to `owner` (a CI's users, a team's members)."""
     link, column, _ = LINKS[resource.name]
-    return (
-        select(m.Person)
-        .join(link, link.person_id == m.Person.id)
+    linked = (
+        select(link.person_id)
         .where(link.account_id == owner.account_id, getattr(link, column) == owner.id)
+        .scalar_subquery()
     )
+    return lambda query: query.where(m.Person.id.in_(linked))
 
 
 async def link_person(

@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import Select, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
 from landmark.cmdb import models as m
+from landmark.cmdb import reads
 from landmark.cmdb.schema import BY_MODEL, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value, plain
 from landmark.core import clock
-from landmark.core.errors import NotFound, ValidationFailed
+from landmark.core.errors import ValidationFailed
 from landmark.core.events import record
 from landmark.identity.authn import Principal
 
@@ -175,44 +175,24 @@ async def _no_rule(*_: Any) -> None:
 # --- reading --------------------------------------------------------------------------------
 
 
-def loaded(resource: Resource) -> list[Any]:
-    """Loader options that fetch every reference a rendering of `resource` shows, in one query."""
-    options = []
-    for field in resource.fields:
-        if field.kind != "reference":
-            continue
-        option = joinedload(getattr(resource.model, field.name))
-        target = RESOURCES[field.target]
-        for extra in target.reference_extras:
-            if target.by_name[extra].kind == "reference":
-                option = option.joinedload(getattr(target.model, extra))
-        options.append(option)
-    return options
-
-
-def scoped_select(resource: Resource, account_id: str) -> Select[Any]:
-    return (
-        select(resource.model)
-        .where(resource.model.account_id == account_id)
-        .options(*loaded(resource))
-    )
+def scoped(resource: Resource, account_id: str) -> Select[Any]:
+    """The account's records of `resource`, as ORM instances to change (reads: cmdb/reads.py)."""
+    return select(resource.model).where(resource.model.account_id == account_id)
 
 
 async def get(session: AsyncSession, resource: Resource, account_id: str, ident: int) -> Any:
     obj = (
-        await session.execute(scoped_select(resource, account_id).where(resource.model.id == ident))
+        await session.execute(scoped(resource, account_id).where(resource.model.id == ident))
     ).scalar_one_or_none()
     if obj is None:
-        raise NotFound(f"{resource.singular.replace('_', ' ').capitalize()} not found")
+        raise reads.not_found(resource)
     return obj
 
 
 async def reload(session: AsyncSession, obj: Any) -> Any:
-    """The record again, with its references loaded for rendering."""
+    """The record as the API shows it, after the pending changes (see cmdb/reads.py)."""
     await session.flush()
-    resource = BY_MODEL[type(obj)]
-    session.expunge(obj)
-    return await get(session, resource, obj.account_id, obj.id)
+    return await reads.get(session, BY_MODEL[type(obj)], obj.account_id, obj.id)
 
 
 # --- the rules of the other resources ---------------------------------------------------------

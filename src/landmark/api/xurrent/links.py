@@ -4,12 +4,13 @@ and restore; CI relations; the users of a CI; the members of a team; the teams o
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
+from sqlalchemy import select
 
 from landmark.api.deps import CurrentPrincipal, Session, require
 from landmark.api.xurrent import render
 from landmark.api.xurrent.resources import list_page, reply
 from landmark.cmdb import cis as ci_rules
-from landmark.cmdb import links, service
+from landmark.cmdb import links, reads, service
 from landmark.cmdb import models as m
 from landmark.cmdb.schema import CIS, PEOPLE, TEAMS
 from landmark.identity.permissions import Permission
@@ -113,15 +114,15 @@ def _people_routes(path: str) -> None:
         ident: int, request: Request, who: CurrentPrincipal, session: Session
     ) -> Response:
         owner = await service.get(session, resource, who.account_id, ident)
-        query = links.people_query(resource, owner).options(*service.loaded(PEOPLE))
-        return await list_page(request, session, query, PEOPLE)
+        return await list_page(request, session, PEOPLE, links.people_of(resource, owner))
 
     async def add_person(
         ident: int, person_id: int, request: Request, who: CurrentPrincipal, session: Session
     ) -> Response:
         owner = await service.get(session, resource, who.account_id, ident)
         await links.link_person(session, who, resource, owner, person_id)
-        person = await service.get(session, PEOPLE, who.account_id, person_id)
+        await session.flush()
+        person = await reads.get(session, PEOPLE, who.account_id, person_id)
         await session.commit()
         return reply(request, render.listed(person, PEOPLE, PEOPLE.collection_fields), 201)
 
@@ -182,9 +183,9 @@ async def teams_of(
     ident: int, request: Request, who: CurrentPrincipal, session: Session
 ) -> Response:
     person = await service.get(session, PEOPLE, who.account_id, ident)
-    query = (
-        service.scoped_select(TEAMS, who.account_id)
-        .join(m.TeamMember, m.TeamMember.team_id == m.Team.id)
-        .where(m.TeamMember.person_id == person.id)
+    member_of = (
+        select(m.TeamMember.team_id)
+        .where(m.TeamMember.account_id == who.account_id, m.TeamMember.person_id == person.id)
+        .scalar_subquery()
     )
-    return await list_page(request, session, query, TEAMS)
+    return await list_page(request, session, TEAMS, lambda q: q.where(m.Team.id.in_(member_of)))

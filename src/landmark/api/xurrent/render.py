@@ -8,7 +8,6 @@ extras (a product shows its brand and category, a service its provider).
 
 from typing import Any
 
-from landmark.cmdb import models as m
 from landmark.cmdb.cis import derived
 from landmark.cmdb.schema import RESOURCES, Field, Resource
 from landmark.cmdb.values import plain
@@ -38,24 +37,24 @@ def _extra(obj: Any, field: Field) -> Any:
     return getattr(obj, field.column)
 
 
-def value(obj: Any, field: Field) -> Any:
+def value(obj: Any, field: Field, resource: Resource) -> Any:
     if field.kind == "reference":
         return reference(getattr(obj, field.name), RESOURCES[field.target])
     if field.name in ("software", "ci_type"):
         return derived(obj)[field.name]
-    if field.name == "rule_set" and isinstance(obj, m.Product):
+    if field.name == "rule_set" and resource.name == "products":
         return obj.category.rule_set
     return plain(getattr(obj, field.column))
 
 
 def record(obj: Any, resource: Resource) -> dict[str, Any]:
     """Every readable field of one record."""
-    return {f.name: value(obj, f) for f in resource.fields if not f.writeonly}
+    return {f.name: value(obj, f, resource) for f in resource.fields if not f.writeonly}
 
 
 def listed(obj: Any, resource: Resource, fields: tuple[str, ...]) -> dict[str, Any]:
     """The chosen fields of a record in a collection; disabled records say so."""
-    row = {name: value(obj, resource.by_name[name]) for name in fields}
+    row = {name: value(obj, resource.by_name[name], resource) for name in fields}
     if getattr(obj, "disabled", False):
         row["disabled"] = True
     return row

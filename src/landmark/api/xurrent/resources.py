@@ -9,12 +9,13 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
+from sqlalchemy import Select
 
 from landmark.api.deps import CurrentPrincipal, Session, require
 from landmark.api.xurrent import render
 from landmark.api.xurrent.pagination import pagination_headers
 from landmark.cmdb import cis as ci_rules
-from landmark.cmdb import service
+from landmark.cmdb import reads, service
 from landmark.cmdb.queries import listing, narrowed
 from landmark.cmdb.schema import RESOURCES, Resource
 from landmark.core.errors import DomainError
@@ -36,26 +37,29 @@ class PreconditionFailed(DomainError):
 # --- responses: JSON with a weak ETag, 304 for a matching If-None-Match ----------------------
 
 
-def etag_of(body: Any) -> str:
-    digest = hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-    return f'W/"{digest[:32]}"'
+def etag_of(content: bytes) -> str:
+    return f'W/"{hashlib.sha1(content).hexdigest()[:32]}"'
+
+
+def encode(body: Any) -> bytes:
+    return json.dumps(body, default=str, separators=(",", ":")).encode()
 
 
 def reply(
     request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    etag = etag_of(body)
+    content = encode(body)
+    etag = etag_of(content)
     headers = {"ETag": etag, **(headers or {})}
     if status == 200 and etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    content = json.dumps(body, default=str, separators=(",", ":"))
     return Response(content, status, headers, media_type="application/json")
 
 
 def check_if_match(request: Request, current: dict[str, Any]) -> None:
     """A PATCH carrying If-Match applies only to the version the client saw (else 412)."""
     expected = request.headers.get("if-match")
-    if expected and expected.strip() != "*" and etag_of(current) not in expected:
+    if expected and expected.strip() != "*" and etag_of(encode(current)) not in expected:
         raise PreconditionFailed("The record was changed since it was read (If-Match)")
 
 
@@ -78,18 +82,28 @@ async def page_of(
     return page.rows, pagination_headers(url, params, page)
 
 
-async def list_page(request: Request, session: Any, query: Any, resource: Resource) -> Response:
-    """One page of `query` (a select of the resource's records), filtered, sorted and rendered."""
+Scope = Callable[[Select[Any]], Select[Any]]
+
+
+async def list_page(request: Request, session: Any, resource: Resource, scope: Scope) -> Response:
+    """One page of the resource's records that `scope` selects, filtered, sorted and rendered.
+
+    `scope` narrows the read statement to the account (and to a predefined filter or a link)."""
     fields = render.collection_fields(resource, request.query_params.get("fields"))
-    rows, headers = await page_of(request, session, query, listing(resource))
-    return reply(request, [render.listed(r, resource, fields) for r in rows], headers=headers)
+    reader = reads.plan(resource, fields)
+    rows, headers = await page_of(request, session, scope(reader.statement()), listing(resource))
+    body = [render.listed(reader.build(row), resource, fields) for row in rows]
+    return reply(request, body, headers=headers)
 
 
 async def list_records(
     request: Request, who: Any, session: Any, resource: Resource, predefined: str | None
 ) -> Response:
-    query = narrowed(resource, service.scoped_select(resource, who.account_id), who, predefined)
-    return await list_page(request, session, query, resource)
+    def scope(query: Select[Any]) -> Select[Any]:
+        query = query.where(resource.model.account_id == who.account_id)
+        return narrowed(resource, query, who, predefined)
+
+    return await list_page(request, session, resource, scope)
 
 
 # --- the routes of one resource ------------------------------------------------------------------
@@ -117,7 +131,7 @@ def _routes(resource: Resource) -> None:
     async def get_one(
         ident: int, request: Request, who: CurrentPrincipal, session: Session
     ) -> Response:
-        obj = await service.get(session, resource, who.account_id, ident)
+        obj = await reads.get(session, resource, who.account_id, ident)
         return reply(request, render.record(obj, resource))
 
     async def create(
@@ -136,8 +150,9 @@ def _routes(resource: Resource) -> None:
     async def patch(
         ident: int, body: JSONBody, request: Request, who: CurrentPrincipal, session: Session
     ) -> Response:
+        shown = await reads.get(session, resource, who.account_id, ident)
+        check_if_match(request, render.record(shown, resource))
         obj = await service.get(session, resource, who.account_id, ident)
-        check_if_match(request, render.record(obj, resource))
         if resource.name == "cis":
             await ci_rules.update(session, who, obj, body)
         else:

@@ -1,0 +1,117 @@
+"""Reading records for display: one SQL statement with the referenced records joined in, and
+plain objects instead of ORM instances.
+
+Building ORM instances with joined eager loads costs more CPU than the query itself (about 1 ms for
+a CI with its nine references); the API only reads them, so reads select exactly the columns a
+rendering shows and hand back `SimpleNamespace`s with the same attribute names as the models.
+"""
+
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from landmark.cmdb.schema import RESOURCES, Field, Resource
+from landmark.core.errors import NotFound
+
+# Columns of a referenced record that a reference shows, besides id and its display column.
+REFERENCE_COLUMNS = {
+    "product_categories": ("reference", "rule_set"),
+    "cis": ("name",),
+    "products": ("brand",),
+}
+
+
+class _Plan:
+    """The statement and how to turn each of its rows into nested namespaces."""
+
+    def __init__(self, resource: Resource, fields: tuple[str, ...] | None) -> None:
+        model = resource.model
+        self.own = [c.key for c in model.__table__.columns]
+        self.columns: list[Any] = [getattr(model, key) for key in self.own]
+        self.labels: list[str] = list(self.own)  # the name of each selected column, in order
+        self.joins: list[tuple[Any, Any]] = []
+        self.references: list[tuple[str, list[str], list[tuple[str, list[str]]]]] = []
+        for field in resource.fields:
+            if field.kind == "reference" and (fields is None or field.name in fields):
+                self._reference(model, field)
+
+    def _reference(self, model: Any, field: Field) -> None:
+        target = RESOURCES[field.target]
+        alias = aliased(target.model)
+        self.joins.append((alias, getattr(model, field.column) == alias.id))
+        keys = self._take(alias, target, field.name)
+        nested = []
+        for extra in target.reference_extras:
+            inner = target.by_name[extra]
+            if inner.kind != "reference":
+                continue
+            inner_target = RESOURCES[inner.target]
+            inner_alias = aliased(inner_target.model)
+            self.joins.append((inner_alias, getattr(alias, inner.column) == inner_alias.id))
+            nested.append((extra, self._take(inner_alias, inner_target, f"{field.name}.{extra}")))
+        self.references.append((field.name, keys, nested))
+
+    def _take(self, alias: Any, target: Resource, prefix: str) -> list[str]:
+        keys = ["id", target.display, "source_id", *REFERENCE_COLUMNS.get(target.name, ())]
+        keys += [k for k in ("disabled",) if hasattr(alias, k)]
+        keys += [f.column for f in target.fields if f.name in target.reference_extras]
+        keys = list(dict.fromkeys(keys))
+        self.columns += [getattr(alias, k) for k in keys]
+        self.labels += [f"{prefix}.{k}" for k in keys]
+        return keys
+
+    def statement(self) -> Select[Any]:
+        query = select(*self.columns)
+        for alias, on in self.joins:
+            query = query.outerjoin(alias, on)
+        return query
+
+    def build(self, row: Any) -> SimpleNamespace:
+        """A record from a row (or a tuple) of the statement's columns, in order."""
+        values = dict(zip(self.labels, row, strict=False))
+        record = SimpleNamespace(**{key: values[key] for key in self.own})
+        for name, keys, nested in self.references:
+            ref = _namespace(values, name, keys)
+            if ref is not None:
+                for extra, extra_keys in nested:
+                    setattr(ref, extra, _namespace(values, f"{name}.{extra}", extra_keys))
+            setattr(record, name, ref)
+        return record
+
+
+def _namespace(values: Any, prefix: str, keys: list[str]) -> SimpleNamespace | None:
+    if values[f"{prefix}.id"] is None:
+        return None
+    return SimpleNamespace(**{key: values[f"{prefix}.{key}"] for key in keys})
+
+
+_plans: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
+
+
+def plan(resource: Resource, fields: tuple[str, ...] | None = None) -> _Plan:
+    """The (cached) read plan of a resource for the fields a rendering shows (all by default)."""
+    key = (resource.name, fields)
+    if key not in _plans:
+        _plans[key] = _Plan(resource, fields)
+    return _plans[key]
+
+
+async def get(session: AsyncSession, resource: Resource, account_id: str, ident: int) -> Any:
+    """One record of the account with every field and reference, or NotFound."""
+    reader = plan(resource)
+    model = resource.model
+    row = (
+        await session.execute(
+            reader.statement().where(model.account_id == account_id, model.id == ident)
+        )
+    ).first()
+    if row is None:
+        raise not_found(resource)
+    return reader.build(row)
+
+
+def not_found(resource: Resource) -> NotFound:
+    return NotFound(f"{resource.singular.replace('_', ' ').capitalize()} not found")
