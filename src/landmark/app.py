@@ -1,5 +1,6 @@
 """The FastAPI application factory."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from landmark.api import errors
 from landmark.api.leanix import mtm
 from landmark.api.platform import health, identity, oauth, upsolver
 from landmark.core.db import create_engine, session_factory
+from landmark.core.jobs import Worker
 from landmark.core.logging import configure as configure_logging
 from landmark.core.middleware import RequestMiddleware
 from landmark.identity.authn import Authenticator
@@ -46,7 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keyring = keyring
         app.state.authenticator = Authenticator(settings, keyring, pepper)
         app.state.rate_limiter = RateLimiter(counter)
+        # Each server process runs a worker loop: the embedded default needs no other process.
+        stop = asyncio.Event()
+        worker = Worker(sessions, settings) if settings.worker_in_process else None
+        worker_task = asyncio.create_task(worker.run(stop)) if worker else None
         yield
+        stop.set()
+        if worker_task:
+            await worker_task  # lets the running jobs finish
         if isinstance(counter, RedisCounter):
             await counter.redis.aclose()
         await engine.dispose()

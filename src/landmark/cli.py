@@ -1,4 +1,4 @@
-"""The `landmark` command: serve, migrate, init, demo, keys."""
+"""The `landmark` command: serve, worker, migrate, init, demo, keys."""
 
 import asyncio
 import json
@@ -57,6 +57,40 @@ async def _prepare() -> None:
         await ensure_signing_key(session)
         await load_pepper(session, settings)
     await engine.dispose()
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(0, help="Jobs run at once (default: the setting, 1)."),
+) -> None:
+    """Apply migrations, then run background jobs until SIGTERM or SIGINT (finishing the current
+    ones)."""
+    from landmark.core.logging import configure as configure_logging
+    from landmark.core.migrate import upgrade_sync
+
+    settings = get_settings()
+    if concurrency > 0:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    configure_logging(settings.log_level)
+    upgrade_sync(settings.resolved_database_url)
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Any) -> None:
+    import signal
+
+    import landmark.models  # noqa: F401  (every table, and the job handlers of every domain)
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.jobs import Worker
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await Worker(session_factory(engine), settings).run(stop)
+    finally:
+        await engine.dispose()
 
 
 @app.command()

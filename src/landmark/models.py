@@ -14,6 +14,7 @@ from landmark.cmdb.models import (
     TeamMember,
 )
 from landmark.core.events import Event
+from landmark.core.jobs import Job
 from landmark.identity.models import (
     Account,
     Credential,
@@ -24,15 +25,23 @@ from landmark.identity.models import (
 )
 
 __all__ = [
+    "Account",
     "CIRelation",
     "CIUser",
     "ConfigurationItem",
+    "Credential",
+    "Event",
+    "InstanceSecret",
+    "Job",
+    "Membership",
     "Organization",
     "Person",
     "Product",
     "ProductCategory",
     "Service",
+    "SigningKey",
     "Site",
     "Team",
     "TeamMember",
-"Account", "Credential", "Event", "InstanceSecret", "Membership", "SigningKey", "User"]
+    "User",
+]

@@ -34,6 +34,16 @@ class Settings(BaseSettings):
     rate_limit_window: int = 60
     redis_url: str = ""
 
+    # Background work (core/jobs.py). Each server process runs a worker loop unless turned off;
+    # `landmark worker` runs more of them as separate processes.
+    worker_in_process: bool = True
+    worker_poll_seconds: float = 1.0
+    worker_lease_seconds: int = 60  # a job whose worker is silent this long is taken again
+    worker_concurrency: int = 1  # jobs one worker loop runs at once
+    job_retry_seconds: int = 30  # backoff after a failed attempt: 30 s, 60 s, 120 s, ...
+    job_retry_max_seconds: int = 3600
+    job_retention_days: int = 30  # jobs.purge deletes finished jobs older than this
+
     log_level: str = "INFO"
 
     @property
