@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 from landmark.api import errors
 from landmark.api.leanix import mtm
 from landmark.api.platform import health, identity, oauth, upsolver
+from landmark.api.xurrent import imports as xurrent_imports
 from landmark.core.db import create_engine, session_factory
 from landmark.core.jobs import Worker
 from landmark.core.logging import configure as configure_logging
@@ -77,7 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity.router,
         upsolver.router,
         mtm.router,
+        xurrent_imports.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        larger_bodies={"/v1/import": settings.import_max_bytes},
+    )
     return app

@@ -1,5 +1,7 @@
 """Every table of every domain, imported in one place for migrations."""
 
+from landmark.cmdb.exports import Export
+from landmark.cmdb.imports import Import, ImportFailure
 from landmark.cmdb.models import (
     CIRelation,
     CIUser,
@@ -31,6 +33,9 @@ __all__ = [
     "ConfigurationItem",
     "Credential",
     "Event",
+    "Export",
+    "Import",
+    "ImportFailure",
     "InstanceSecret",
     "Job",
     "Membership",

@@ -19,7 +19,7 @@ from landmark.cmdb.schema import BY_MODEL, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value, plain
 from landmark.core import clock
 from landmark.core.errors import NotFound, ValidationFailed
-from landmark.core.events import record
+from landmark.core.events import record, record_many
 from landmark.identity.authn import Principal
 
 Values = dict[str, Any]  # field name -> parsed value
@@ -114,9 +114,27 @@ async def audit(
         resource.singular,
         obj.id,
         who.actor,
-        {"action": action, "changes": changes},
+        _audit_data(action, changes),
     )
     return event.seq
+
+
+async def audit_many(
+    session: AsyncSession,
+    who: Principal,
+    resource: Resource,
+    entries: list[tuple[Any, str, dict[str, list[Any]]]],
+) -> None:
+    """`audit` for many saved records at once (bulk imports): entries are (obj, action, changes)."""
+    items = [
+        (f"{resource.singular}.{action}", resource.singular, obj.id, _audit_data(action, changes))
+        for obj, action, changes in entries
+    ]
+    await record_many(session, who.account_id, items, who.actor)
+
+
+def _audit_data(action: str, changes: dict[str, list[Any]]) -> dict[str, Any]:
+    return {"action": action, "changes": changes}
 
 
 def creation_changes(resource: Resource, obj: Any) -> dict[str, list[Any]]:

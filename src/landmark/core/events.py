@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, update
+from sqlalchemy import ForeignKey, Index, String, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,7 +21,9 @@ from landmark.core.request_context import current_request_id
 class Event(Base):
     __tablename__ = "events"
     # The audit trail of one record (GET /v1/cis/:id/audit and the like).
-    __table_args__ = (Index("ix_events_subject", "account_id", "subject_type", "subject_id", "seq"),)
+    __table_args__ = (
+        Index("ix_events_subject", "account_id", "subject_type", "subject_id", "seq"),
+    )
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
@@ -79,3 +81,46 @@ async def record(
     )
     session.add(event)
     return event
+
+
+async def record_many(
+    session: AsyncSession,
+    account_id: str,
+    items: list[tuple[str, str, Any, dict[str, Any]]],
+    actor: Actor = SYSTEM,
+) -> None:
+    """`record` for many events at once (bulk imports): one counter update, one insert.
+
+    Each item is (type, subject_type, subject_id, data).
+    """
+    if not items:
+        return
+    from landmark.identity.models import Account
+
+    last = (
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(event_seq=Account.event_seq + len(items))
+            .returning(Account.event_seq)
+        )
+    ).scalar_one()
+    first = last - len(items) + 1
+    request_id = current_request_id()
+    rows = [
+        {
+            "account_id": account_id,
+            "seq": first + n,
+            "id": uuid.uuid4(),
+            "type": type,
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "actor_user_id": actor.user_id,
+            "actor_credential_id": actor.credential_id,
+            "request_id": request_id,
+            "data": data,
+            "created_at": clock.now(),
+        }
+        for n, (type, subject_type, subject_id, data) in enumerate(items)
+    ]
+    await session.execute(insert(Event), rows)
