@@ -7,6 +7,7 @@ its source pair (`X Source` and `X Source ID`). `ID` matches the record itself.
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 from landmark.cmdb.schema import Field, Resource
@@ -17,6 +18,7 @@ CELL_KINDS = ("string", "text", "integer", "decimal", "boolean", "date", "dateti
 WORDS = {"nr": "Number", "id": "ID", "ci": "CI", "po": "PO", "of": "of", "uri": "URI"}
 
 
+@cache
 def header_name(name: str) -> str:
     """The column header of an API field name: `support_team` -> `Support Team`."""
     words = re.sub(r"ID$", "_id", name).split("_")
@@ -30,7 +32,8 @@ class Column:
     mode: Mode
 
 
-def columns(resource: Resource) -> list[Column]:
+@cache
+def columns(resource: Resource) -> tuple[Column, ...]:
     """Every column an import of `resource` reads and its export writes, in export order."""
     result: list[Column] = []
     for field in resource.fields:
@@ -48,9 +51,10 @@ def columns(resource: Resource) -> list[Column]:
             ]
         elif field.kind in CELL_KINDS:
             result.append(Column(title, field, "value"))
-    return result
+    return tuple(result)
 
 
+@cache
 def by_header(resource: Resource) -> dict[str, Column]:
     """The columns of `resource` by lower-case header."""
     return {c.header.lower(): c for c in columns(resource)}

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column, undefer
 from landmark.cmdb import cis as ci_rules
 from landmark.cmdb import models as m
 from landmark.cmdb import service
-from landmark.cmdb.columns import Column, by_header, columns
+from landmark.cmdb.columns import Column, by_header, columns, header_name
 from landmark.cmdb.schema import CIS, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value
 from landmark.core import clock
@@ -505,7 +505,7 @@ def _enum_value(field_: Field, value: str) -> str:
 
 
 async def _reference(run: Run, field_: Field, given: dict[str, str]) -> int | None:
-    title = [c.header for c in columns(run.resource) if c.field is field_ and c.mode == "name"][0]
+    title = header_name(field_.name)
     if given.get("id"):
         mode, key, column = "id", given["id"], f"{title} ID"
         if not key.isdigit():
