@@ -16,7 +16,7 @@ import codecs
 import csv
 import io
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -596,6 +596,7 @@ async def _match_one(run: Run, row: Row) -> Any:
 CI = m.ConfigurationItem
 # What a failed line restores on a CI it had started to change.
 CI_COLUMNS = tuple(c.key for c in CI.__mapper__.column_attrs)
+JSON_COLUMNS = ("alternate_names", "custom_fields", "recurrence", "attachments")
 
 
 @dataclass
@@ -619,9 +620,8 @@ async def _apply_cis(run: Run, batch: list[Row]) -> None:
     pending = await _unique_serials(run, pending)
     await _label_new(run, [p for p in pending if p.changes is None])
     new = [p.ci for p in pending if p.changes is None]
-    run.session.add_all(new)
-    await run.session.flush()
     now = clock.now()
+    await _insert_cis(run.session, new, now)
     entries: list[tuple[Any, str, dict[str, list[Any]]]] = []
     for p in pending:
         if p.changes is None:
@@ -634,6 +634,33 @@ async def _apply_cis(run: Run, batch: list[Row]) -> None:
     run.count("created", len(new))
     run.count("updated", sum(1 for p in pending if p.changes))
     run.count("unchanged", sum(1 for p in pending if p.changes == {}))
+
+
+async def _insert_cis(session: AsyncSession, new: list[m.ConfigurationItem], now: datetime) -> None:
+    """One multi-row insert for the chunk's new CIs (not through the unit of work: faster)."""
+    if not new:
+        return
+    for ci in new:
+        ci.created_at = ci.updated_at = now
+    # __dict__: the values set; reading an unset attribute through the ORM costs more. JSON
+    # columns no line set stay out (SQL NULL, as the API leaves them).
+    rows = [{key: ci.__dict__.get(key) for key in CI_COLUMNS if key != "id"} for ci in new]
+    unset = {k for k in JSON_COLUMNS if all(row[k] is None for row in rows)}
+    rows = [{k: v for k, v in row.items() if k not in unset} for row in rows]
+    table: Any = CI.__table__
+    connection = await session.connection()
+    ids: Sequence[int]
+    if connection.dialect.name == "sqlite":
+        # SQLite promises no order of RETURNING rows (SQLAlchemy then inserts row by row). It has
+        # one writer at a time and gives each row max(id) + 1: the new ids are the last ones.
+        await connection.execute(insert(table), rows)
+        last = int(await session.scalar(select(func.max(CI.id))) or 0)
+        ids = range(last - len(rows) + 1, last + 1)
+    else:
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = (await connection.execute(statement, rows)).scalars().all()
+    for ci, ident in zip(new, ids, strict=True):
+        ci.id = ident
 
 
 @dataclass

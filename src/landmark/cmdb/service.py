@@ -138,14 +138,13 @@ def _audit_data(action: str, changes: dict[str, list[Any]]) -> dict[str, Any]:
 
 
 def creation_changes(resource: Resource, obj: Any) -> dict[str, list[Any]]:
-    return {
-        f.name: [None, plain(getattr(obj, f.column))]
+    """The audit changes of a new record: its values are those set on it (its __dict__)."""
+    values = {
+        f.name: vars(obj).get(f.column)
         for f in resource.fields
-        if not f.readonly
-        and f.kind != "attachments"
-        and hasattr(obj, f.column)
-        and getattr(obj, f.column) not in (None, False, [], {})
+        if not f.readonly and f.kind != "attachments"
     }
+    return {name: [None, plain(v)] for name, v in values.items() if v not in (None, False, [], {})}
 
 
 async def create(

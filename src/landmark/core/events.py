@@ -123,4 +123,5 @@ async def record_many(
         }
         for n, (type, subject_type, subject_id, data) in enumerate(items)
     ]
-    await session.execute(insert(Event), rows)
+    table: Any = Event.__table__
+    await (await session.connection()).execute(insert(table), rows)
