@@ -1,6 +1,5 @@
 """Import and export (/v1/import, /v1/export), end to end over HTTP with the in-process worker."""
 
-import asyncio
 import io
 import os
 import subprocess
@@ -12,12 +11,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from conftest import Server, Tenant
 from landmark.cmdb import imports
 from landmark.cmdb import models as m
-from landmark.core.jobs import Job
 
 LANDMARK = str(Path(sys.executable).parent / "landmark")
 
@@ -341,17 +339,3 @@ def test_cli_import(client, server, tenant, database_url, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "created" in done.stdout and "line 3" in done.stdout, done.stdout
     assert [c.name for c in cis(server, tenant)] == ["cli-1"]
-
-
-def test_jobs_table_holds_the_progress(server, client, tenant) -> None:
-    seed(client, tenant)
-
-    async def jobs(session: Any) -> int:
-        return int(
-            await session.scalar(
-                select(func.count()).select_from(Job).where(Job.account_id == tenant.slug)
-            )
-        )
-
-    assert server.run(jobs) == len(BASE)
-    assert asyncio is not None

@@ -28,12 +28,13 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    and_,
     delete,
     func,
     insert,
     or_,
     select,
-    tuple_,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, deferred, mapped_column, undefer
@@ -433,28 +434,29 @@ async def _apply_file(run: Run, content: bytes, chunk: int, checkpoint: Progress
     for line, cells in lines:
         if line <= done:
             continue
-        if len(batch) >= chunk and not _same_group(run, batch[-1], cells, cols):
+        try:
+            row = await _read(run, line, cells, cols)
+        except LineFailed as exc:
+            run.fail(line, exc.column, exc.message)  # committed with the next chunk
+            last = line
+            continue
+        if len(batch) >= chunk and not _same_group(run, batch[-1], row):
             await _commit(run, batch, last, checkpoint)
             batch = []
+        batch.append(row)
         last = line
-        try:
-            batch.append(await _read(run, line, cells, cols))
-        except LineFailed as exc:
-            run.fail(line, exc.column, exc.message)
     await _commit(run, batch, last, checkpoint)
 
 
-def _same_group(run: Run, previous: Row, cells: list[str], cols: list[Column | None]) -> bool:
+def _same_group(run: Run, previous: Row, row: Row) -> bool:
     """CI relations: a CI's consecutive lines stay in one chunk (they replace its relations)."""
-    if run.resource is not CI_RELATIONS:
-        return False
-    ci_cells = [c for c, col in zip(cells, cols, strict=False) if col and col.field.name == "ci"]
-    return previous.body.get("_ci_cells") == ci_cells
+    return run.resource is CI_RELATIONS and previous.refs.get("ci") == row.refs.get("ci")
 
 
 async def _commit(run: Run, batch: list[Row], last: int, checkpoint: Progress) -> None:
     """Apply a chunk, then commit it with its failures and progress in one transaction."""
     if batch:
+        await _fresh_plans(run.session)
         await APPLY.get(run.resource.name, _apply_records)(run, batch)
     if run.failed:
         await run.session.execute(insert(ImportFailure), run.failed)
@@ -462,6 +464,13 @@ async def _commit(run: Run, batch: list[Row], last: int, checkpoint: Progress) -
     run.progress["line"] = last
     await checkpoint(dict(run.progress))
     run.session.expunge_all()  # keeps memory flat over a long file
+
+
+async def _fresh_plans(session: AsyncSession) -> None:
+    """PostgreSQL: plan each lookup for the table as it is now. The tables grow during an import,
+    and a prepared statement's generic plan, made while they were small, would scan them whole."""
+    if (await session.connection()).dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 async def _read(run: Run, line: int, cells: list[str], cols: list[Column | None]) -> Row:
@@ -479,10 +488,6 @@ async def _read(run: Run, line: int, cells: list[str], cols: list[Column | None]
         else:
             refs.setdefault(col.field.name, {})[col.mode] = value
     row.refs = refs
-    if run.resource is CI_RELATIONS:
-        row.body["_ci_cells"] = [
-            c for c, col in zip(cells, cols, strict=False) if col and col.field.name == "ci"
-        ]
     row.natural = _natural(run.resource, row.body)
     return row
 
@@ -657,8 +662,15 @@ async def _insert_cis(session: AsyncSession, new: list[m.ConfigurationItem], now
         last = int(await session.scalar(select(func.max(CI.id))) or 0)
         ids = range(last - len(rows) + 1, last + 1)
     else:
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        ids = (await connection.execute(statement, rows)).scalars().all()
+        # The ids first, from the sequence (safe with concurrent writers), then a plain
+        # executemany: much faster than an ordered INSERT ... RETURNING.
+        sequence = text(
+            "SELECT nextval(pg_get_serial_sequence('cis', 'id')) FROM generate_series(1, :n)"
+        )
+        ids = list(await session.scalars(sequence, {"n": len(rows)}))
+        for row, ident in zip(rows, ids, strict=True):
+            row["id"] = ident
+        await connection.execute(insert(table), rows)
     for ci, ident in zip(new, ids, strict=True):
         ci.id = ident
 
@@ -670,7 +682,8 @@ class Matches:
     by_label: dict[str, m.ConfigurationItem] = field(default_factory=dict)
 
     def add(self, ci: m.ConfigurationItem) -> None:
-        self.by_id.setdefault(ci.id, ci) if ci.id is not None else None
+        if ci.id is not None:
+            self.by_id.setdefault(ci.id, ci)
         if ci.source and ci.source_id:
             self.by_source.setdefault((ci.source, ci.source_id), ci)
         if ci.label:
@@ -680,17 +693,18 @@ class Matches:
 async def _match_cis(run: Run, batch: list[Row]) -> Matches:
     """The CIs the chunk's lines name, by ID, source pair or label: three queries at most."""
     ids = {r.ident for r in batch if r.ident is not None}
-    pairs = {
-        (r.body["source"], r.body["sourceID"])
-        for r in batch
-        if r.ident is None and r.body.get("source") and r.body.get("sourceID")
-    }
+    pairs: dict[str, set[str]] = {}  # source -> its source ids
+    for r in batch:
+        if r.ident is None and r.body.get("source") and r.body.get("sourceID"):
+            pairs.setdefault(r.body["source"], set()).add(r.body["sourceID"])
     labels = {r.natural for r in batch if r.natural}
     base = select(CI).where(CI.account_id == run.imp.account_id)
     matches = Matches()
     for condition in (
         CI.id.in_(ids) if ids else None,
-        tuple_(CI.source, CI.source_id).in_(pairs) if pairs else None,
+        or_(*(and_(CI.source == s, CI.source_id.in_(ids)) for s, ids in pairs.items()))
+        if pairs
+        else None,
         func.lower(CI.label).in_(labels) if labels else None,
     ):
         if condition is not None:
