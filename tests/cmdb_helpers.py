@@ -1,5 +1,6 @@
 """Building blocks for the CMDB tests: a small CMDB made over the /v1 API of a tenant."""
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,8 @@ class FullCmdb(Cmdb):
     server_ci: dict[str, Any] = field(default_factory=dict)
     db_ci: dict[str, Any] = field(default_factory=dict)
     relation: dict[str, Any] = field(default_factory=dict)
+    import_token: str = ""
+    export_token: str = ""
 
     def by_resource(self) -> dict[str, dict[str, Any]]:
         return {
@@ -169,7 +172,26 @@ def make_full_cmdb(client: httpx.Client, auth: dict[str, str], suffix: str = "")
     )
     full.post(f"cis/{full.server_ci['id']}/users/{full.person['id']}", {})
     full.post(f"teams/{full.team['id']}/members/{full.person['id']}", {})
+    csv = ("teams.csv", f"Name\nImported team{suffix}\n".encode(), "text/csv")
+    made = client.post("/v1/import", data={"type": "teams"}, files={"file": csv}, headers=auth)
+    assert made.status_code == 200, made.text
+    full.import_token = made.json()["token"]
+    exported = client.post("/v1/export", json={"type": "teams"}, headers=auth)
+    assert exported.status_code == 200, exported.text
+    full.export_token = exported.json()["token"]
+    for kind in ("import", "export"):  # the worker runs them: wait, so that nothing moves later
+        wait_until_done(client, auth, f"/v1/{kind}/{getattr(full, f'{kind}_token')}")
     return full
+
+
+def wait_until_done(client: httpx.Client, auth: dict[str, str], path: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        state = client.get(path, headers=auth).json()
+        if state.get("state") in ("done", "error") or time.monotonic() > deadline:
+            assert state.get("state") == "done", state
+            return dict(state)
+        time.sleep(0.1)
 
 
 # --- the /v1 routes, from the app's OpenAPI -----------------------------------------------------
@@ -189,22 +211,25 @@ def v1_routes(client: httpx.Client) -> list[tuple[str, str]]:
     )
 
 
-def route_ids(full: FullCmdb, audit_line: int) -> dict[str, int]:
-    """The id each path parameter takes: `ident` by the path's resource, then sub-ids."""
-    ids = {res: rec["id"] for res, rec in full.by_resource().items()}
+def route_ids(full: FullCmdb, audit_line: int) -> dict[str, Any]:
+    """The id each path parameter takes: `ident` or `token` by the resource, then sub-ids."""
+    ids: dict[str, Any] = {res: rec["id"] for res, rec in full.by_resource().items()}
     return {
         **ids,
+        "import": full.import_token,
+        "export": full.export_token,
         "audit_lines": audit_line,
         "relation_id": full.relation["id"],
         "person_id": full.person["id"],
     }
 
 
-def fill(template: str, ids: dict[str, int], owner: dict[str, int] | None = None) -> str:
+def fill(template: str, ids: dict[str, Any], owner: dict[str, Any] | None = None) -> str:
     """The path with its parameters replaced: `{ident}` by the id of the path's resource (from
     `owner` when given, so that a sub-id of one account meets an owner of another)."""
     resource = template.split("/")[2]
-    path = template.replace("{ident}", str((owner or ids)[resource]))
+    path = template.replace("{ident}", str((owner or ids).get(resource)))
+    path = path.replace("{token}", str((owner or ids).get(resource)))
     for param in ("relation_id", "person_id"):
         path = path.replace(f"{{{param}}}", str(ids[param]))
     assert "{" not in path, f"unknown path parameter in {template}"

@@ -16,9 +16,11 @@ MARK = "Zeta"  # in the names of the other account's records: never in a respons
 SINGLETONS = ("/v1", "/v1/me", "/v1/people/me", "/v1/enums", "/v1/account", "/v1/rate_limit")
 COLLECTIONS = (
     "/v1/audit_lines",
+    "/v1/import",  # the account's own imports (tests/test_import_export.py)
     *(f"/v1/{name}" for name in RESOURCES),
     *(f"/v1/{name}/{p}" for name, r in RESOURCES.items() for p in r.predefined),
 )
+STARTS = ("/v1/export",)  # POST only: starts an export of the caller's own account
 BODIES: dict[str, Any] = {"PATCH": {"name": "Hijacked", "status": "removed"}, "PUT": {"name": "H"}}
 
 
@@ -59,7 +61,8 @@ def test_every_id_route_answers_not_found_for_another_accounts_records(
     exercised = 0
     for method, template in v1_routes(client):
         if "{" not in template:
-            assert template in SINGLETONS + COLLECTIONS, f"{method} {template}: not covered"
+            covered = SINGLETONS + COLLECTIONS + STARTS
+            assert template in covered, f"{method} {template}: not covered"
             continue
         for path in _attempts(template, my_ids, their_ids):
             body = _body(method, template, mine)
@@ -72,12 +75,14 @@ def test_every_id_route_answers_not_found_for_another_accounts_records(
     assert snapshot(client, tenant.auth, mine.record_paths()) == mine_before
 
 
-def _listed_ids(body: Any, path: str) -> set[tuple[str, int]]:
-    """(resource, id) of every record a collection shows; audit lines by what they audit."""
+def _listed_ids(body: Any, path: str) -> set[tuple[str, Any]]:
+    """(resource, id) of every record a collection shows; audit lines by what they audit,
+    imports and exports by token."""
     singular = {r.singular: name for name, r in RESOURCES.items()}
     if path.startswith("/v1/audit_lines"):
         return {(singular[line["audited"]], line[line["audited"]]["id"]) for line in body}
-    return {(path.split("/")[2], row["id"]) for row in body}
+    key = "token" if path == "/v1/import" else "id"
+    return {(path.split("/")[2], row[key]) for row in body}
 
 
 def test_no_list_shows_another_accounts_records(
@@ -87,7 +92,8 @@ def test_no_list_shows_another_accounts_records(
     client.post(f"/v1/teams/{mine.team['id']}/members/{mine.get('me')['id']}", headers=tenant.auth)
     their_records = {(res, rec["id"]) for res, rec in theirs.by_resource().items()}
     their_records |= {("cis", theirs.db_ci["id"])}
-    shown: set[tuple[str, int]] = set()
+    their_records |= {("import", theirs.import_token)}
+    shown: set[tuple[str, Any]] = set()
     for path in COLLECTIONS:
         response = client.get(path, params={"per_page": 100}, headers=tenant.auth)
         assert response.status_code == 200, f"{path}: {response.text}"
@@ -96,6 +102,7 @@ def test_no_list_shows_another_accounts_records(
         assert not listed & their_records, path
         shown |= listed
     assert {(res, rec["id"]) for res, rec in mine.by_resource().items()} <= shown
+    assert ("import", mine.import_token) in shown
     for path in SINGLETONS:
         response = client.get(path, headers=tenant.auth)
         assert response.status_code == 200 and MARK not in response.text, path

@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 from landmark.api import errors
 from landmark.api.leanix import mtm
 from landmark.api.platform import health, identity, oauth, upsolver
+from landmark.api.xurrent import imports as xurrent_imports
 from landmark.api.xurrent import links as xurrent_links
 from landmark.api.xurrent import misc as xurrent_misc
 from landmark.api.xurrent import resources as xurrent_resources
@@ -83,7 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         xurrent_misc.router,
         xurrent_links.router,
         xurrent_resources.router,
+        xurrent_imports.router,
     ):
         app.include_router(router)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        larger_bodies={"/v1/import": settings.import_max_bytes},
+    )
     return app

@@ -1,12 +1,15 @@
-"""The `landmark` command: serve, worker, migrate, init, demo, keys."""
+"""The `landmark` command: serve, worker, migrate, init, demo, keys, import."""
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from landmark.settings import get_settings
 
@@ -243,3 +246,76 @@ def rotate_keys() -> None:
         return (await rotate(session, longest)).kid
 
     console.print(f"Now signing with key {asyncio.run(_in_database(work))}.")
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV or TSV file."),
+    account: str = typer.Option(..., help="Account id (slug)."),
+    type: str = typer.Option(..., "--type", help="Record type, e.g. cis, products, people."),
+) -> None:
+    """Import a CSV or TSV file into an account, here and now, with a progress bar."""
+    from landmark.core.errors import DomainError
+
+    try:
+        body = asyncio.run(_import(account, type, file))
+    except DomainError as exc:
+        detail = "; ".join(f"{f}: {m}" for f, m in exc.errors)
+        typer.echo(f"error: {exc.message}" + (f" ({detail})" if detail else ""), err=True)
+        raise typer.Exit(1) from None
+    results = ", ".join(f"{k} {v}" for k, v in body["results"].items())
+    console.print(f"Import {body['state']}: {results}. {body.get('message', '')}")
+    for entry in body["log"]:
+        console.print(f"  line {entry['line']}: {entry['column']}: {entry['message']}")
+    if body["state"] != "done":
+        raise typer.Exit(1)
+
+
+async def _import(account: str, type: str, file: Path) -> dict[str, Any]:
+    """Store the import and its job, claim the job for this process, run it, show progress."""
+    from datetime import timedelta
+
+    from rich.progress import Progress
+
+    import landmark.models  # noqa: F401
+    from landmark.cmdb import imports
+    from landmark.core import clock
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.errors import NotFound
+    from landmark.core.events import SYSTEM
+    from landmark.core.jobs import Job, Worker
+    from landmark.core.migrate import upgrade
+    from landmark.identity.models import Account
+
+    settings = get_settings()
+    await upgrade(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    content = file.read_bytes()
+    worker = Worker(sessions, settings, worker_id=f"cli-import:{uuid4().hex[:8]}")
+    try:
+        async with sessions() as session:
+            if await session.get(Account, account) is None:
+                raise NotFound(f"No account {account!r}")
+            imp, job = await imports.start(session, account, SYSTEM, type, content, file.name)
+            # Claimed by this process at once, so that no other worker takes it.
+            job.state, job.attempts, job.locked_by = "running", 1, worker.worker_id
+            job.locked_until = clock.now() + timedelta(seconds=settings.worker_lease_seconds)
+            await session.commit()
+        task = asyncio.create_task(worker.execute(job))
+        with Progress(console=console, transient=True) as bar:
+            progress = bar.add_task(f"Importing {file.name}", total=imports.count_lines(content))
+            while not task.done():
+                await asyncio.sleep(0.3)
+                async with sessions() as session:
+                    saved = await session.scalar(select(Job.progress).where(Job.id == job.id))
+                bar.update(progress, completed=(saved or {}).get("line", 0))
+        await task
+        async with sessions() as session:
+            imp, found = await imports.find(session, account, imp.token)
+            return {
+                **imports.status(found),
+                "log": await imports.failures(session, account, imp.id),
+            }
+    finally:
+        await engine.dispose()

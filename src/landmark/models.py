@@ -1,5 +1,7 @@
 """Every table of every domain, imported in one place for migrations."""
 
+from landmark.cmdb.exports import Export
+from landmark.cmdb.imports import Import, ImportFailure
 from landmark.cmdb.models import (
     CIRelation,
     CIUser,
@@ -25,23 +27,26 @@ from landmark.identity.models import (
 )
 
 __all__ = [
+    "Account",
     "CIRelation",
     "CIUser",
     "ConfigurationItem",
+    "Credential",
+    "Event",
+    "Export",
+    "Import",
+    "ImportFailure",
+    "InstanceSecret",
+    "Job",
+    "Membership",
     "Organization",
     "Person",
     "Product",
     "ProductCategory",
     "Service",
+    "SigningKey",
     "Site",
     "Team",
     "TeamMember",
-    "Account",
-    "Credential",
-    "Event",
-    "InstanceSecret",
-    "Job",
-    "Membership",
-    "SigningKey",
     "User",
 ]

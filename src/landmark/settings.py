@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
 
     max_body_bytes: int = 10 * 1024 * 1024
+    import_max_bytes: int = 100 * 1024 * 1024  # POST /v1/import only (CSV files)
     csrf_protection: bool = True
 
     # Credentials

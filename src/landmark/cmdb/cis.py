@@ -62,19 +62,27 @@ async def create(
         return existing, False
     await check_references(session, who.account_id, CIS, values)
     product = await session.get_one(m.Product, values["product"])
-    ci = CI(account_id=who.account_id)
-    ci.source = values.pop("source", None) or write.source_hint or DEFAULT_SOURCE
-    for name in PRODUCT_DEFAULTS:
-        if values.get(name) is None:
-            column = CIS.by_name[name].column
-            values[name] = getattr(product, column)
-    assign(CIS, ci, {k: v for k, v in values.items() if v is not None})
+    ci = new_ci(who.account_id, product, values, write)
     await _apply_rules(session, ci, product, values)
     if ci.label is None:
         ci.label = await next_label(session, who.account_id, ci.category_id)
     session.add(ci)
     await audit(session, who, CIS, ci, "create", creation_changes(CIS, ci))
     return ci, True
+
+
+def new_ci(
+    account_id: str, product: m.Product, values: Values, write: Write
+) -> m.ConfigurationItem:
+    """A CI not yet saved: its source, the product's defaults, then the given values."""
+    ci = CI(account_id=account_id)
+    ci.source = values.pop("source", None) or write.source_hint or DEFAULT_SOURCE
+    for name in PRODUCT_DEFAULTS:
+        if values.get(name) is None:
+            column = CIS.by_name[name].column
+            values[name] = getattr(product, column)
+    assign(CIS, ci, {k: v for k, v in values.items() if v is not None})
+    return ci
 
 
 async def update(
@@ -103,12 +111,20 @@ async def _apply_rules(
     session: AsyncSession, ci: m.ConfigurationItem, product: m.Product, values: Values
 ) -> None:
     category = await session.get_one(m.ProductCategory, product.category_id)
+    apply_rules(ci, product, category, values)
+    await _check_serial(session, ci, product)
+
+
+def apply_rules(
+    ci: m.ConfigurationItem, product: m.Product, category: m.ProductCategory, values: Values
+) -> None:
+    """The rules that need no query (the single and the batch path share them)."""
     ci.category_id = category.id
     is_certificate = category.rule_set == "software" and ci.license_type is not None
     ci.rule_set = "license_certificate" if is_certificate else category.rule_set
     if ci.support_team_id is None and ci.status != "removed":
         raise invalid("support_team_id", "Support team is required unless the status is removed")
-    await _check_serial(session, ci, product)
+    ci.brand_serial = brand_serial(product.brand, ci.serial_nr)
     if (
         ci.attachments is None
         or "remarks_attachments" in values
@@ -117,6 +133,9 @@ async def _apply_rules(
         ci.attachments = (values.get("remarks_attachments") or []) + (
             values.get("custom_fields_attachments") or []
         ) or ci.attachments
+
+
+SERIAL_TAKEN = "Serial number has already been taken for this product brand"
 
 
 async def _check_serial(session: AsyncSession, ci: m.ConfigurationItem, product: m.Product) -> None:
@@ -134,7 +153,17 @@ async def _check_serial(session: AsyncSession, ci: m.ConfigurationItem, product:
             )
         )
     if taken:
-        raise invalid("serial_nr", "Serial number has already been taken for this product brand")
+        raise invalid("serial_nr", SERIAL_TAKEN)
+
+
+async def serials_taken(session: AsyncSession, account_id: str, keys: set[str]) -> dict[str, int]:
+    """Batch path: which of these brand+serial keys CIs hold already ({key: ci id})."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(CI.brand_serial, CI.id).where(CI.account_id == account_id, CI.brand_serial.in_(keys))
+    )
+    return {key: ident for key, ident in rows.tuples() if key is not None}
 
 
 def brand_serial(brand: str | None, serial_nr: str | None) -> str | None:
@@ -186,6 +215,20 @@ async def _inactive_namesake(
 
 async def next_label(session: AsyncSession, account_id: str, category_id: int) -> str:
     """The prefix of the category's latest numbered CI and the next free number, padded alike."""
+    prefix, width, number = await label_scheme(session, account_id, category_id)
+    while await session.scalar(
+        select(
+            exists().where(CI.account_id == account_id, CI.label == _label(prefix, width, number))
+        )
+    ):
+        number += 1
+    return _label(prefix, width, number)
+
+
+async def label_scheme(
+    session: AsyncSession, account_id: str, category_id: int
+) -> tuple[str, int, int]:
+    """The category's label prefix and width, and the first number above the highest in use."""
     latest = await session.scalar(
         select(CI.label)
         .where(CI.account_id == account_id, CI.category_id == category_id, CI.label.is_not(None))
@@ -204,13 +247,35 @@ async def next_label(session: AsyncSession, account_id: str, category_id: int) -
         )
     )
     number = int(top[len(prefix) :]) + 1 if top and top[len(prefix) :].isdigit() else 1
-    while await session.scalar(
-        select(
-            exists().where(CI.account_id == account_id, CI.label == _label(prefix, width, number))
-        )
-    ):
-        number += 1
-    return _label(prefix, width, number)
+    return prefix, width, number
+
+
+class LabelCounter:
+    """Batch path: `next_label` for many new CIs, with the counter of each category in memory."""
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+        self.schemes: dict[int, tuple[str, int, int]] = {}
+
+    async def labels(
+        self, session: AsyncSession, category_id: int, count: int, exclude: set[str]
+    ) -> list[str]:
+        """`count` free labels of the category (none in `exclude`), in one query (more on a
+        clash)."""
+        if category_id not in self.schemes:
+            self.schemes[category_id] = await label_scheme(session, self.account_id, category_id)
+        result: list[str] = []
+        while len(result) < count:
+            prefix, width, number = self.schemes[category_id]
+            wanted = [_label(prefix, width, n) for n in range(number, number + count - len(result))]
+            taken = set(
+                await session.scalars(
+                    select(CI.label).where(CI.account_id == self.account_id, CI.label.in_(wanted))
+                )
+            )
+            result += [label for label in wanted if label not in taken and label not in exclude]
+            self.schemes[category_id] = (prefix, width, number + len(wanted))
+        return result
 
 
 def _label(prefix: str, width: int, number: int) -> str:

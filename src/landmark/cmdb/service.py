@@ -19,7 +19,7 @@ from landmark.cmdb.schema import BY_MODEL, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value, plain
 from landmark.core import clock
 from landmark.core.errors import ValidationFailed
-from landmark.core.events import record
+from landmark.core.events import record, record_many
 from landmark.identity.authn import Principal
 
 Values = dict[str, Any]  # field name -> parsed value
@@ -114,20 +114,37 @@ async def audit(
         resource.singular,
         obj.id,
         who.actor,
-        {"action": action, "changes": changes},
+        _audit_data(action, changes),
     )
     return event.seq
 
 
+async def audit_many(
+    session: AsyncSession,
+    who: Principal,
+    resource: Resource,
+    entries: list[tuple[Any, str, dict[str, list[Any]]]],
+) -> None:
+    """`audit` for many saved records at once (bulk imports): entries are (obj, action, changes)."""
+    items = [
+        (f"{resource.singular}.{action}", resource.singular, obj.id, _audit_data(action, changes))
+        for obj, action, changes in entries
+    ]
+    await record_many(session, who.account_id, items, who.actor)
+
+
+def _audit_data(action: str, changes: dict[str, list[Any]]) -> dict[str, Any]:
+    return {"action": action, "changes": changes}
+
+
 def creation_changes(resource: Resource, obj: Any) -> dict[str, list[Any]]:
-    return {
-        f.name: [None, plain(getattr(obj, f.column))]
+    """The audit changes of a new record: its values are those set on it (its __dict__)."""
+    values = {
+        f.name: vars(obj).get(f.column)
         for f in resource.fields
-        if not f.readonly
-        and f.kind != "attachments"
-        and hasattr(obj, f.column)
-        and getattr(obj, f.column) not in (None, False, [], {})
+        if not f.readonly and f.kind != "attachments"
     }
+    return {name: [None, plain(v)] for name, v in values.items() if v not in (None, False, [], {})}
 
 
 async def create(

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, update
+from sqlalchemy import ForeignKey, Index, String, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -81,3 +81,47 @@ async def record(
     )
     session.add(event)
     return event
+
+
+async def record_many(
+    session: AsyncSession,
+    account_id: str,
+    items: list[tuple[str, str, Any, dict[str, Any]]],
+    actor: Actor = SYSTEM,
+) -> None:
+    """`record` for many events at once (bulk imports): one counter update, one insert.
+
+    Each item is (type, subject_type, subject_id, data).
+    """
+    if not items:
+        return
+    from landmark.identity.models import Account
+
+    last = (
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(event_seq=Account.event_seq + len(items))
+            .returning(Account.event_seq)
+        )
+    ).scalar_one()
+    first = last - len(items) + 1
+    request_id = current_request_id()
+    rows = [
+        {
+            "account_id": account_id,
+            "seq": first + n,
+            "id": uuid.uuid4(),
+            "type": type,
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "actor_user_id": actor.user_id,
+            "actor_credential_id": actor.credential_id,
+            "request_id": request_id,
+            "data": data,
+            "created_at": clock.now(),
+        }
+        for n, (type, subject_type, subject_id, data) in enumerate(items)
+    ]
+    table: Any = Event.__table__
+    await (await session.connection()).execute(insert(table), rows)

@@ -18,9 +18,12 @@ VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, larger_bodies: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger_bodies = larger_bodies or {}  # exact paths allowed a larger limit (imports)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,6 +38,7 @@ class RequestMiddleware:
         status = 0
         too_large = False
         seen = 0
+        max_bytes = self.larger_bodies.get(scope["path"], self.max_body_bytes)
 
         async def reply(message: Message) -> None:
             nonlocal status
@@ -63,7 +67,7 @@ class RequestMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
+                if seen > max_bytes:
                     too_large = True
                     raise ClientDisconnect()  # stops the app reading; the 413 is sent below
             return message
@@ -74,7 +78,7 @@ class RequestMiddleware:
 
         declared = headers.get("content-length", "")
         try:
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared.isdigit() and int(declared) > max_bytes:
                 too_large = True
             else:
                 await self.app(scope, limited_receive, app_send)
@@ -82,10 +86,10 @@ class RequestMiddleware:
             if not too_large:
                 log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not status:
-                await answer(self._too_large() if too_large else RuntimeError())
+                await answer(self._too_large(max_bytes) if too_large else RuntimeError())
         else:
             if too_large and not status:
-                await answer(self._too_large())
+                await answer(self._too_large(max_bytes))
         access_log.info(
             "request",
             extra={
@@ -99,5 +103,5 @@ class RequestMiddleware:
             },
         )
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
+    def _too_large(self, max_bytes: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request body larger than {max_bytes} bytes")

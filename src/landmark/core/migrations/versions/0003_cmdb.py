@@ -1,7 +1,7 @@
 """cmdb
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-24 02:14:58.034474
 """
 
