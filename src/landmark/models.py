@@ -15,6 +15,18 @@ from landmark.cmdb.models import (
 )
 from landmark.core.events import Event
 from landmark.core.jobs import Job
+from landmark.eam import purge as eam_purge  # noqa: F401  (its job handler)
+from landmark.eam.models import (
+    Comment,
+    DataModel,
+    Document,
+    FactSheet,
+    FactSheetTag,
+    Relation,
+    Subscription,
+    Tag,
+    TagGroup,
+)
 from landmark.identity.models import (
     Account,
     Credential,
@@ -39,6 +51,15 @@ __all__ = [
     "Account",
     "Credential",
     "Event",
+    "Comment",
+    "DataModel",
+    "Document",
+    "FactSheet",
+    "FactSheetTag",
+    "Relation",
+    "Subscription",
+    "Tag",
+    "TagGroup",
     "InstanceSecret",
     "Job",
     "Membership",
