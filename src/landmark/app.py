@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from landmark.api import errors
-from landmark.api.leanix import mtm
+from landmark.api.leanix import mtm, pathfinder
 from landmark.api.platform import health, identity, oauth, upsolver
 from landmark.api.xurrent import links as xurrent_links
 from landmark.api.xurrent import misc as xurrent_misc
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity.router,
         upsolver.router,
         mtm.router,
+        pathfinder.router,
         xurrent_misc.router,
         xurrent_links.router,
         xurrent_resources.router,

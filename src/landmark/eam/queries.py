@@ -651,3 +651,47 @@ async def _by_fact_sheet(
     for row in (await session.execute(query)).scalars():
         out[row.fact_sheet_id].append(row)
     return out
+
+
+# ---- single reads --------------------------------------------------------------------------
+
+
+def select_fact_sheet(account_id: str, fact_sheet_id: uuid.UUID) -> Select[FactSheet]:
+    return select(FactSheet).where(
+        FactSheet.account_id == account_id, FactSheet.id == fact_sheet_id
+    )
+
+
+async def subtree(session: AsyncSession, account_id: str, root: FactSheet) -> list[FactSheet]:
+    """`root` and its active descendants, level by level (one statement per level)."""
+    out, frontier = [root], [root.id]
+    while frontier:
+        query = (
+            select(FactSheet)
+            .where(
+                FactSheet.account_id == account_id,
+                FactSheet.parent_id.in_(frontier),
+                FactSheet.status == ACTIVE,
+            )
+            .order_by(FactSheet.name, FactSheet.id)
+        )
+        children = list((await session.execute(query)).scalars())
+        out += children
+        frontier = [c.id for c in children]
+    return out
+
+
+async def newest_relation_id(
+    session: AsyncSession, account_id: str, fact_sheet_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The relation of the fact sheet created last (what a REST POST just made)."""
+    query = (
+        select(Relation.id)
+        .where(
+            Relation.account_id == account_id,
+            or_(Relation.from_id == fact_sheet_id, Relation.to_id == fact_sheet_id),
+        )
+        .order_by(Relation.created_at.desc())
+        .limit(1)
+    )
+    return await session.scalar(query)
