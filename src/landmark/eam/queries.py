@@ -546,12 +546,17 @@ async def relations_of(
 ) -> dict[uuid.UUID, list[RelationView]]:
     """The relations of each fact sheet, both directions, with the far end loaded.
 
-    `names` (side names such as relITComponentToApplication, needs `model`) narrows them.
+    `names` (side names such as relITComponentToApplication) narrows them. Pass the `model`
+    when you have it; else it is loaded (cached) to name each side.
     """
     ids = list(set(ids))
     out: dict[uuid.UUID, list[RelationView]] = defaultdict(list)
     if not ids:
         return out
+    if model is None:  # cached per (account, version): one cheap statement
+        from landmark.eam.metamodel import load_model
+
+        model = await load_model(session, account_id)
     wanted = _side_names(model, names)
     other = aliased(FactSheet)
     query = (
