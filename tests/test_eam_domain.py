@@ -325,3 +325,23 @@ def test_subscriptions_comments_documents(server, tenant) -> None:
         "DOCUMENT_DELETED",
     ]
     assert _reload(server, fs.id).rev == 1
+
+
+def test_validate_only_create_and_delete_tag(server, tenant) -> None:
+    dry = _do(
+        server,
+        tenant,
+        lambda s, w, m: service.create_fact_sheet(
+            s, w, m, "Application", "Never", [Patch("add", "/alias", "n")], validate_only=True
+        ),
+    )
+    assert dry.name == "Never" and dry.fields == {"alias": "n"}
+    assert _reload(server, dry.id) is None
+    tagged = _create(
+        server, tenant, "Application", "Tag holder", Patch("add", "/tags", '[{"tagName": "temp"}]')
+    )
+    who = _who(server, tenant)
+    held = server.run(lambda s: queries.tags_of(s, who.account_id, [tagged.id]))
+    tag_id = held[tagged.id][0][0].id
+    _do(server, tenant, lambda s, w, m: service.delete_tag(s, w, tag_id))
+    assert server.run(lambda s: queries.tags_of(s, who.account_id, [tagged.id])) == {}

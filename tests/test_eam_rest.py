@@ -176,6 +176,19 @@ def test_relations_add_replace_remove(client, tenant) -> None:
     assert replaced["toId"] == cache["id"] and replaced["activeFrom"] == "2021-01-01"
     assert {f["name"]: f["data"] for f in replaced["fields"]}["costTotalAnnual"]["value"] == 99
 
+    # Relation fields also come as rendered: [{name, data}].
+    listed = {
+        "type": "relApplicationToITComponent",
+        "fields": [
+            _field("costTotalAnnual", "DoubleValue", value=50),
+            _field("description", "StringValue", value="cache"),
+        ],
+    }
+    relisted = _ok(client.put(rel_url, json=listed, headers=tenant.auth))
+    values = {f["name"]: f["data"] for f in relisted["fields"]}
+    assert values["costTotalAnnual"]["value"] == 50 and values["description"]["value"] == "cache"
+    assert relisted["toId"] == cache["id"]
+
     bad_dates = _relate(
         client, tenant, app["id"], type="relApplicationToITComponent", toId=db["id"],
         activeFrom="2025-01-01", activeUntil="2020-01-01",
@@ -189,7 +202,7 @@ def test_relations_add_replace_remove(client, tenant) -> None:
 
     _ok(client.delete(rel_url, headers=tenant.auth))
     assert _ok(client.get(f"{PF}/factSheets/{app['id']}/relations", headers=tenant.auth)) == []
-    assert _get(client, tenant, app["id"])["rev"] == 4
+    assert _get(client, tenant, app["id"])["rev"] == 5
 
 
 def test_wrong_type_and_single_multiplicity_are_refused(client, tenant) -> None:

@@ -684,19 +684,3 @@ async def subtree(session: AsyncSession, account_id: str, root: FactSheet) -> li
         out += children
         frontier = [c.id for c in children]
     return out
-
-
-async def newest_relation_id(
-    session: AsyncSession, account_id: str, fact_sheet_id: uuid.UUID
-) -> uuid.UUID | None:
-    """The relation of the fact sheet created last (what a REST POST just made)."""
-    query = (
-        select(Relation.id)
-        .where(
-            Relation.account_id == account_id,
-            or_(Relation.from_id == fact_sheet_id, Relation.to_id == fact_sheet_id),
-        )
-        .order_by(Relation.created_at.desc())
-        .limit(1)
-    )
-    return await session.scalar(query)

@@ -504,15 +504,6 @@ async def list_relations(
     return ok(data, "FactSheetRelation", len(data))
 
 
-async def _rendered_relation(
-    session: Session, who: Principal, model: MetaModel, fs: FactSheet, relation_id: Any
-) -> dict[str, Any]:
-    for view in await _relation_views(session, who, model, fs, None):
-        if view.relation.id == relation_id:
-            return render_relation(model, view)
-    raise not_found("/relations", "relation", relation_id)
-
-
 @router.post("/factSheets/{fact_sheet_id}/relations")
 async def create_relation(
     fact_sheet_id: uuid.UUID, body: RelationBody, who: CurrentPrincipal, session: Session
@@ -524,8 +515,10 @@ async def create_relation(
     patch = Patch("add", f"/{name}/new_1", relation_value(model, body, target))
     await service.update_fact_sheet(session, who, model, fs.id, body.rev, [patch])
     await session.commit()
-    relation_id = await queries.newest_relation_id(session, who.account_id, fs.id)
-    return ok(await _rendered_relation(session, who, model, fs, relation_id), "FactSheetRelation")
+    for view in await _relation_views(session, who, model, fs, [name]):
+        if str(view.other.id) == str(target):
+            return ok(render_relation(model, view), "FactSheetRelation")
+    raise not_found("/relations", "relation", target)  # pragma: no cover (just made)
 
 
 async def _own_relation(
@@ -555,7 +548,10 @@ async def update_relation(
     patch = Patch("replace", f"/{name}/{relation_id}", relation_value(model, body, changed))
     await service.update_fact_sheet(session, who, model, fs.id, body.rev, [patch])
     await session.commit()
-    return ok(await _rendered_relation(session, who, model, fs, relation_id), "FactSheetRelation")
+    for view in await _relation_views(session, who, model, fs, None):
+        if view.relation.id == relation_id:
+            return ok(render_relation(model, view), "FactSheetRelation")
+    raise not_found("/relations", "relation", relation_id)  # pragma: no cover
 
 
 @router.delete("/factSheets/{fact_sheet_id}/relations/{relation_id}")
