@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from landmark.api import errors
-from landmark.api.leanix import mtm
+from landmark.api.leanix import mtm, pathfinder
 from landmark.api.platform import health, identity, oauth, upsolver
 from landmark.api.xurrent import imports as xurrent_imports
 from landmark.api.xurrent import links as xurrent_links
@@ -18,6 +18,7 @@ from landmark.core.db import create_engine, session_factory
 from landmark.core.jobs import Worker
 from landmark.core.logging import configure as configure_logging
 from landmark.core.middleware import RequestMiddleware
+from landmark.eam import purge as eam_purge
 from landmark.identity.authn import Authenticator
 from landmark.identity.keys import KeyRing, ensure_signing_key
 from landmark.identity.pepper import load_pepper
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await ensure_signing_key(session)
             await keyring.load(session)
             pepper = await load_pepper(session, settings)
+            await eam_purge.ensure_scheduled(session)  # the daily purge of archived fact sheets
+            await session.commit()
         counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
         app.state.engine = engine
         app.state.sessions = sessions
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity.router,
         upsolver.router,
         mtm.router,
+        pathfinder.router,
         xurrent_misc.router,
         xurrent_links.router,
         xurrent_resources.router,

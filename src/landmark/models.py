@@ -17,6 +17,18 @@ from landmark.cmdb.models import (
 )
 from landmark.core.events import Event
 from landmark.core.jobs import Job
+from landmark.eam import purge as eam_purge  # noqa: F401  (its job handler)
+from landmark.eam.models import (
+    Comment,
+    DataModel,
+    Document,
+    FactSheet,
+    FactSheetTag,
+    Relation,
+    Subscription,
+    Tag,
+    TagGroup,
+)
 from landmark.identity.models import (
     Account,
     Credential,
@@ -48,5 +60,14 @@ __all__ = [
     "Site",
     "Team",
     "TeamMember",
+    "Comment",
+    "DataModel",
+    "Document",
+    "FactSheet",
+    "FactSheetTag",
+    "Relation",
+    "Subscription",
+    "Tag",
+    "TagGroup",
     "User",
 ]

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     job_retry_seconds: int = 30  # backoff after a failed attempt: 30 s, 60 s, 120 s, ...
     job_retry_max_seconds: int = 3600
     job_retention_days: int = 30  # jobs.purge deletes finished jobs older than this
+    archive_retention_days: int = 90  # eam.purge_archived deletes fact sheets archived longer
 
     log_level: str = "INFO"
 

@@ -1,0 +1,58 @@
+"""Archived fact sheets are deleted for good after `LANDMARK_ARCHIVE_RETENTION_DAYS` (90).
+
+`eam.purge_archived` is a job (core/jobs.py). Each server start makes sure one is queued with
+`daily: true`; that one queues its successor for a day later when it has run, so the purge runs
+once a day on whichever worker claims it. Each deleted fact sheet gets FACT_SHEET_DELETED in its
+account's outbox; its relations, tags, subscriptions, comments and documents go with it.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from landmark.core import clock
+from landmark.core.events import SYSTEM, record
+from landmark.core.jobs import Job, JobContext, enqueue, handler
+from landmark.eam.audit import SUBJECT, fact_sheet_summary
+from landmark.eam.models import ARCHIVED, FactSheet
+
+KIND = "eam.purge_archived"
+BATCH = 500
+
+
+@handler(KIND)
+async def purge_archived(session: AsyncSession, job: Job, ctx: JobContext) -> dict[str, Any]:
+    days = job.payload.get("days", ctx.settings.archive_retention_days)
+    before = clock.now() - timedelta(days=days)
+    deleted = 0
+    while batch := await _due(session, before):
+        for fs in batch:
+            data = {"factSheet": fact_sheet_summary(fs), "reason": "retention"}
+            await record(session, fs.account_id, "FACT_SHEET_DELETED", SUBJECT, fs.id, SYSTEM, data)
+        await session.execute(delete(FactSheet).where(FactSheet.id.in_([fs.id for fs in batch])))
+        deleted += len(batch)
+        await ctx.save_progress({"deleted": deleted})
+    if job.payload.get("daily"):
+        await enqueue(session, KIND, {"daily": True}, run_after=clock.now() + timedelta(days=1))
+    return {"deleted": deleted}
+
+
+async def _due(session: AsyncSession, before: Any) -> list[FactSheet]:
+    query = (
+        select(FactSheet)
+        .where(FactSheet.status == ARCHIVED, FactSheet.archived_at < before)
+        .order_by(FactSheet.archived_at)
+        .limit(BATCH)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def ensure_scheduled(session: AsyncSession) -> None:
+    """Queue the daily purge unless one is queued already (the caller commits)."""
+    queued = await session.scalar(
+        select(Job.id).where(Job.kind == KIND, Job.state.in_(("queued", "running"))).limit(1)
+    )
+    if queued is None:
+        await enqueue(session, KIND, {"daily": True})

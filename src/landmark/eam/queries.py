@@ -1,0 +1,686 @@
+"""Reading the inventory: search with facet filters, facet counts, and batch loaders.
+
+Used by the GraphQL and REST faces alike. Every loader takes many fact sheet ids and runs ONE
+statement whatever their number, so that a page of N fact sheets costs a constant number of
+statements (no N+1).
+
+Facet keys (LeanIX's): `FactSheetTypes`; any relation name usable from a type (keys: target
+fact sheet ids, or `__missing__`); single and multiple select fields; `lifecycle` (phase keys,
+with a `date_filter` {from, to}: the phase in force at some time in that range, today without
+one); `Subscriptions` (user ids or UUIDs); `Tags` (tag ids, any group) and each tag group's
+name (its tag ids; "Other tags" for ungrouped tags). `__missing__` in any facet means "no value".
+"""
+
+import base64
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from landmark.core import clock
+from landmark.core.errors import InvalidParameter
+from landmark.eam.metamodel import MetaModel, RelationSide
+from landmark.eam.models import (
+    ACTIVE,
+    Comment,
+    Document,
+    FactSheet,
+    FactSheetTag,
+    Relation,
+    Subscription,
+    Tag,
+    TagGroup,
+)
+from landmark.eam.tags import OTHER_TAGS
+from landmark.identity.models import User
+
+MISSING = "__missing__"
+OPERATORS = ("OR", "AND", "NOR")
+MAX_PAGE = 1000
+SORTS = {
+    "name": FactSheet.name,
+    "displayName": FactSheet.display_name,
+    "fullName": FactSheet.full_name,
+    "type": FactSheet.type,
+    "createdAt": FactSheet.created_at,
+    "updatedAt": FactSheet.updated_at,
+    "completion": FactSheet.completion,
+    "level": FactSheet.level,
+    "rev": FactSheet.rev,
+    "status": FactSheet.status,
+}
+
+
+@dataclass
+class DateFilter:
+    """The phase in force at some time between `from_` and `to` (both yyyy-mm-dd)."""
+
+    from_: str | None = None
+    to: str | None = None
+
+
+@dataclass
+class FacetFilter:
+    facet_key: str
+    operator: str = "OR"
+    keys: list[str] = field(default_factory=list)
+    date_filter: DateFilter | None = None
+
+
+@dataclass
+class SearchPage:
+    rows: list[FactSheet]
+    total: int
+    end_cursor: str | None
+    has_next: bool
+
+
+@dataclass
+class FacetResult:
+    key: str
+    name: str
+    count: int
+
+
+@dataclass
+class Facet:
+    facet_key: str
+    results: list[FacetResult]
+
+
+# ---- filters -------------------------------------------------------------------------------
+
+
+def _combine(operator: str, conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    if not conditions:
+        return true()
+    if operator == "AND":
+        return and_(*conditions)
+    either = or_(*conditions)
+    return not_(either) if operator == "NOR" else either
+
+
+def _uuids(param: str, keys: Iterable[str]) -> list[uuid.UUID]:
+    try:
+        return [uuid.UUID(k) for k in keys]
+    except ValueError:
+        raise InvalidParameter(param, f"{param}: keys must be fact sheet ids") from None
+
+
+def _relation_condition(side: RelationSide, key: str, param: str) -> ColumnElement[bool]:
+    mine, theirs = (
+        (Relation.from_id, Relation.to_id) if side.forward else (Relation.to_id, Relation.from_id)
+    )
+    related = [
+        Relation.account_id == FactSheet.account_id,
+        Relation.type == side.definition.name,
+        Relation.status == ACTIVE,
+        mine == FactSheet.id,
+    ]
+    if key == MISSING:
+        return not_(exists().where(*related))
+    return exists().where(*related, theirs == _uuids(param, [key])[0])
+
+
+def _sides(model: MetaModel, name: str) -> list[RelationSide]:
+    return model.sides_named(name)
+
+
+def _field_condition(model: MetaModel, name: str, key: str) -> ColumnElement[bool] | None:
+    kinds = {t.fields[name].type for t in model.types.values() if name in t.fields}
+    if not kinds:
+        return None
+    value = FactSheet.fields[name].as_string()
+    if key == MISSING:
+        return value.is_(None)
+    if kinds == {"SINGLE_SELECT"}:
+        return value == key
+    # Multiple selects: the key appears quoted in the stored JSON list.
+    return value.like(f'%"{key}"%')
+
+
+def _phase_condition(phase: str, date_filter: DateFilter | None) -> ColumnElement[bool]:
+    """The lifecycle phase `phase` is in force at some time in [from, to]: it started by `to`,
+    and no later phase started by `from`."""
+    today = clock.now().date().isoformat()
+    start = date_filter.from_ if date_filter and date_filter.from_ else today
+    end = date_filter.to if date_filter and date_filter.to else start
+    dates = FactSheet.phase_dates
+    if phase == MISSING:
+        return FactSheet.fields["lifecycle"].as_string().is_(None)
+    mine = dates[phase].as_string()
+    later = [
+        and_(
+            dates[p].as_string().is_not(None),  # NULL would make the whole test NULL
+            dates[p].as_string() > mine,
+            dates[p].as_string() <= start,
+        )
+        for p in ("plan", "phaseIn", "active", "phaseOut", "endOfLife")
+        if p != phase
+    ]
+    return and_(mine.is_not(None), mine <= end, not_(or_(false(), *later)))
+
+
+def _tag_condition(
+    model: MetaModel, group: str | None, key: str, param: str
+) -> ColumnElement[bool]:
+    tagged = [
+        FactSheetTag.account_id == FactSheet.account_id,
+        FactSheetTag.fact_sheet_id == FactSheet.id,
+    ]
+    if key != MISSING:
+        return exists().where(*tagged, FactSheetTag.tag_id == _uuids(param, [key])[0])
+    if group is None:
+        return not_(exists().where(*tagged))
+    of_group = select(Tag.id).where(Tag.account_id == FactSheet.account_id)
+    if group == OTHER_TAGS:
+        of_group = of_group.where(Tag.tag_group_id.is_(None))
+    else:
+        group_ids = select(TagGroup.id).where(
+            TagGroup.account_id == FactSheet.account_id, TagGroup.name == group
+        )
+        of_group = of_group.where(Tag.tag_group_id.in_(group_ids))
+    return not_(exists().where(*tagged, FactSheetTag.tag_id.in_(of_group)))
+
+
+def _subscription_condition(key: str, param: str) -> ColumnElement[bool]:
+    subscribed = [
+        Subscription.account_id == FactSheet.account_id,
+        Subscription.fact_sheet_id == FactSheet.id,
+    ]
+    if key == MISSING:
+        return not_(exists().where(*subscribed))
+    if key.isdigit():
+        return exists().where(*subscribed, Subscription.user_id == int(key))
+    by_uuid = select(User.id).where(User.uuid == _uuids(param, [key])[0]).scalar_subquery()
+    return exists().where(*subscribed, Subscription.user_id == by_uuid)
+
+
+def _facet_condition(model: MetaModel, f: FacetFilter, tag_groups: set[str]) -> Any:
+    """The condition of one facet filter; InvalidParameter for an unknown facet or operator."""
+    param = f"facetFilters.{f.facet_key}"
+    if f.operator not in OPERATORS:
+        raise InvalidParameter(param, f"{param}: operator must be OR, AND or NOR")
+    key = f.facet_key
+    if key == "FactSheetTypes":
+        parts = [FactSheet.type == k for k in f.keys]
+    elif key == "lifecycle":
+        parts = [_phase_condition(k, f.date_filter) for k in f.keys]
+    elif _field_condition(model, key, MISSING) is not None:
+        parts = [c for k in f.keys if (c := _field_condition(model, key, k)) is not None]
+    elif sides := _sides(model, key):
+        parts = [or_(*(_relation_condition(s, k, param) for s in sides)) for k in f.keys]
+    elif key == "Subscriptions":
+        parts = [_subscription_condition(k, param) for k in f.keys]
+    elif key == "Tags" or key in tag_groups or key == OTHER_TAGS:
+        group = None if key == "Tags" else key
+        parts = [_tag_condition(model, group, k, param) for k in f.keys]
+    else:
+        raise InvalidParameter(param, f"unknown facet key {key!r}")
+    return _combine(f.operator, parts)
+
+
+async def _tag_group_names(session: AsyncSession, account_id: str) -> set[str]:
+    query = select(TagGroup.name).where(TagGroup.account_id == account_id)
+    return set((await session.execute(query)).scalars())
+
+
+def _full_text(text: str) -> ColumnElement[bool]:
+    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(
+        func.lower(FactSheet.name).like(pattern, escape="\\"),
+        func.lower(FactSheet.description).like(pattern, escape="\\"),
+        func.lower(FactSheet.external_id).like(pattern, escape="\\"),
+    )
+
+
+async def filtered(
+    session: AsyncSession,
+    account_id: str,
+    model: MetaModel,
+    *,
+    types: list[str] | None = None,
+    facet_filters: list[FacetFilter] | None = None,
+    full_text: str | None = None,
+    ids: list[uuid.UUID] | None = None,
+    include_archived: bool = False,
+    archived_only: bool = False,
+    skip_facet: str | None = None,
+) -> Select[FactSheet]:
+    """SELECT of the account's fact sheets matching every filter (`skip_facet` left out)."""
+    query = select(FactSheet).where(FactSheet.account_id == account_id)
+    query = query.where(FactSheet.type.in_(types if types is not None else list(model.types)))
+    if archived_only:
+        query = query.where(FactSheet.status != ACTIVE)
+    elif not include_archived:
+        query = query.where(FactSheet.status == ACTIVE)
+    if ids is not None:
+        query = query.where(FactSheet.id.in_(ids))
+    if full_text and full_text.strip():
+        query = query.where(_full_text(full_text.strip()))
+    facet_filters = [f for f in facet_filters or () if f.facet_key != skip_facet]
+    if facet_filters:
+        groups = await _tag_group_names(session, account_id)
+        for f in facet_filters:
+            query = query.where(_facet_condition(model, f, groups))
+    return query
+
+
+# ---- search --------------------------------------------------------------------------------
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        offset = int(text.removeprefix("o:"))
+    except ValueError:
+        raise InvalidParameter("after", "invalid cursor") from None
+    if offset < 0:
+        raise InvalidParameter("after", "invalid cursor")
+    return offset
+
+
+def _order(model: MetaModel, sort: list[tuple[str, bool]]) -> list[Any]:
+    """ORDER BY for [(key, descending)], then the id; select fields sort by their key."""
+    order: list[Any] = []
+    for key, descending in sort or [("displayName", False)]:
+        column: Any = SORTS.get(key)
+        if column is None and _field_condition(model, key, MISSING) is not None:
+            column = cast(FactSheet.fields[key].as_string(), String)
+        if column is None:
+            raise InvalidParameter("sort", f"cannot sort by {key!r}")
+        order.append(column.desc() if descending else column.asc())
+    return [*order, FactSheet.id]
+
+
+async def search(
+    session: AsyncSession,
+    account_id: str,
+    model: MetaModel,
+    *,
+    types: list[str] | None = None,
+    facet_filters: list[FacetFilter] | None = None,
+    full_text: str | None = None,
+    ids: list[uuid.UUID] | None = None,
+    include_archived: bool = False,
+    archived_only: bool = False,
+    first: int = 40,
+    after: str | None = None,
+    sort: list[tuple[str, bool]] | None = None,
+) -> SearchPage:
+    """One page of matching fact sheets, their total, and the cursor of the page's end.
+
+    Cursors are opaque offsets (forward only, like LeanIX: pagination is live). `sort` is a list
+    of (key, descending); default displayName ascending.
+    """
+    if not 0 <= first <= MAX_PAGE:
+        raise InvalidParameter("first", f"first must be between 0 and {MAX_PAGE}")
+    query = await filtered(
+        session, account_id, model, types=types, facet_filters=facet_filters,
+        full_text=full_text, ids=ids, include_archived=include_archived,
+        archived_only=archived_only,
+    )  # fmt: skip
+    offset = decode_cursor(after)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = query.order_by(*_order(model, sort or [])).offset(offset).limit(first)
+    rows = list((await session.execute(page)).scalars())
+    end = offset + len(rows)
+    return SearchPage(rows, total, encode_cursor(end) if rows else after, end < total)
+
+
+# ---- facets --------------------------------------------------------------------------------
+
+
+async def facets(
+    session: AsyncSession,
+    account_id: str,
+    model: MetaModel,
+    *,
+    types: list[str] | None = None,
+    facet_filters: list[FacetFilter] | None = None,
+    full_text: str | None = None,
+    ids: list[uuid.UUID] | None = None,
+    include_archived: bool = False,
+    keys: list[str] | None = None,
+) -> list[Facet]:
+    """Counts per facet key under the filters (each facet ignoring its own filter, so that its
+    alternatives stay visible). Default facets: types, select fields, lifecycle, tag groups;
+    relation and `Subscriptions` facets when asked for in `keys`."""
+    wanted = keys or _default_facets(model, types)
+    out: list[Facet] = []
+    groups = await _tag_group_names(session, account_id)
+    for key in wanted:
+        base = await filtered(
+            session, account_id, model, types=types, facet_filters=facet_filters,
+            full_text=full_text, ids=ids, include_archived=include_archived, skip_facet=key,
+        )  # fmt: skip
+        matching = base.with_only_columns(FactSheet.id).subquery()
+        out.append(
+            Facet(key, await _facet_counts(session, account_id, model, key, matching, groups))
+        )
+    return out
+
+
+def _default_facets(model: MetaModel, types: list[str] | None) -> list[str]:
+    keys = ["FactSheetTypes"]
+    for t in (model.types[n] for n in types or model.types if n in model.types):
+        keys += [
+            f.name
+            for f in t.fields.values()
+            if f.type in ("SINGLE_SELECT", "MULTIPLE_SELECT", "LIFECYCLE") and f.name not in keys
+        ]
+    return [*keys, "Tags"]
+
+
+async def _facet_counts(
+    session: AsyncSession, account_id: str, model: MetaModel, key: str, matching: Any,
+    groups: set[str],
+) -> list[FacetResult]:  # fmt: skip
+    in_set = FactSheet.id.in_(select(matching.c.id))
+    if key == "FactSheetTypes":
+        query = select(FactSheet.type, func.count()).where(in_set).group_by(FactSheet.type)
+        return [FacetResult(k, k, n) for k, n in (await session.execute(query)).all()]
+    if key == "lifecycle":
+        return await _phase_counts(session, in_set)
+    if key in ("Tags", OTHER_TAGS) or key in groups:
+        return await _tag_counts(session, account_id, key, matching)
+    if key == "Subscriptions":
+        return await _subscription_counts(session, account_id, matching)
+    if _field_condition(model, key, MISSING) is not None:
+        return await _select_counts(session, model, key, in_set)
+    if sides := _sides(model, key):
+        return await _relation_counts(session, account_id, sides, matching)
+    raise InvalidParameter("facets", f"unknown facet key {key!r}")
+
+
+async def _select_counts(
+    session: AsyncSession, model: MetaModel, key: str, in_set: Any
+) -> list[FacetResult]:
+    values = sorted(
+        {v for t in model.types.values() if key in t.fields for v in t.fields[key].values or ()}
+    )
+    columns = [
+        func.count().filter(c)
+        for v in [*values, MISSING]
+        if (c := _field_condition(model, key, v)) is not None
+    ]
+    counts = (await session.execute(select(*columns).where(in_set))).one()
+    return [FacetResult(v, v, n) for v, n in zip([*values, MISSING], counts, strict=True)]
+
+
+async def _phase_counts(session: AsyncSession, in_set: Any) -> list[FacetResult]:
+    phases = ["plan", "phaseIn", "active", "phaseOut", "endOfLife", MISSING]
+    columns = [func.count().filter(_phase_condition(p, None)) for p in phases]
+    counts = (await session.execute(select(*columns).where(in_set))).one()
+    return [FacetResult(p, p, n) for p, n in zip(phases, counts, strict=True)]
+
+
+async def _tag_counts(
+    session: AsyncSession, account_id: str, key: str, matching: Any
+) -> list[FacetResult]:
+    query = (
+        select(Tag.id, Tag.name, func.count(FactSheetTag.fact_sheet_id))
+        .outerjoin(TagGroup, TagGroup.id == Tag.tag_group_id)
+        .outerjoin(
+            FactSheetTag,
+            and_(
+                FactSheetTag.tag_id == Tag.id,
+                FactSheetTag.fact_sheet_id.in_(select(matching.c.id)),
+            ),
+        )
+        .where(Tag.account_id == account_id)
+        .group_by(Tag.id, Tag.name)
+        .order_by(Tag.name)
+    )
+    if key == OTHER_TAGS:
+        query = query.where(Tag.tag_group_id.is_(None))
+    elif key != "Tags":
+        query = query.where(TagGroup.name == key)
+    return [FacetResult(str(i), n, c) for i, n, c in (await session.execute(query)).all()]
+
+
+async def _subscription_counts(
+    session: AsyncSession, account_id: str, matching: Any
+) -> list[FacetResult]:
+    query = (
+        select(User.uuid, User.email, func.count(func.distinct(Subscription.fact_sheet_id)))
+        .join(User, User.id == Subscription.user_id)
+        .where(Subscription.account_id == account_id)
+        .where(Subscription.fact_sheet_id.in_(select(matching.c.id)))
+        .group_by(User.uuid, User.email)
+    )
+    rows = (await session.execute(query)).all()
+    return [FacetResult(str(u), e or str(u), c) for u, e, c in rows]
+
+
+async def _relation_counts(
+    session: AsyncSession, account_id: str, sides: list[RelationSide], matching: Any
+) -> list[FacetResult]:
+    """Per related fact sheet: how many matching fact sheets relate to it (top 100)."""
+    other = aliased(FactSheet)
+    results: list[FacetResult] = []
+    for side in sides:
+        mine, theirs = (
+            (Relation.from_id, Relation.to_id)
+            if side.forward
+            else (Relation.to_id, Relation.from_id)
+        )
+        query = (
+            select(other.id, other.display_name, func.count(func.distinct(mine)))
+            .join(other, other.id == theirs)
+            .where(
+                Relation.account_id == account_id,
+                Relation.type == side.definition.name,
+                Relation.status == ACTIVE,
+                mine.in_(select(matching.c.id)),
+            )
+            .group_by(other.id, other.display_name)
+            .order_by(func.count(func.distinct(mine)).desc())
+            .limit(100)
+        )
+        results += [FacetResult(str(i), n, c) for i, n, c in (await session.execute(query)).all()]
+    return results
+
+
+# ---- batch loaders (one statement each, whatever the number of ids) ---------------------------
+
+
+@dataclass
+class RelationView:
+    """A relation as seen from one fact sheet: `name` is the side's name (relToChild from the
+    parent), `other` the fact sheet at the far end."""
+
+    relation: Relation
+    name: str
+    fact_sheet_id: uuid.UUID
+    other: FactSheet
+
+
+async def fact_sheets_by_ids(
+    session: AsyncSession, account_id: str, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, FactSheet]:
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    query = select(FactSheet).where(FactSheet.account_id == account_id, FactSheet.id.in_(ids))
+    return {fs.id: fs for fs in (await session.execute(query)).scalars()}
+
+
+def _side_names(model: MetaModel | None, names: list[str] | None) -> set[tuple[str, bool]] | None:
+    if names is None or model is None:
+        return None
+    return {(s.definition.name, s.forward) for n in names for s in model.sides_named(n)}
+
+
+async def relations_of(
+    session: AsyncSession,
+    account_id: str,
+    ids: Iterable[uuid.UUID],
+    names: list[str] | None = None,
+    model: MetaModel | None = None,
+    include_archived: bool = False,
+) -> dict[uuid.UUID, list[RelationView]]:
+    """The relations of each fact sheet, both directions, with the far end loaded.
+
+    `names` (side names such as relITComponentToApplication) narrows them. Pass the `model`
+    when you have it; else it is loaded (cached) to name each side.
+    """
+    ids = list(set(ids))
+    out: dict[uuid.UUID, list[RelationView]] = defaultdict(list)
+    if not ids:
+        return out
+    if model is None:  # cached per (account, version): one cheap statement
+        from landmark.eam.metamodel import load_model
+
+        model = await load_model(session, account_id)
+    wanted = _side_names(model, names)
+    other = aliased(FactSheet)
+    query = (
+        select(Relation, other)
+        .join(
+            other,
+            or_(
+                and_(Relation.from_id.in_(ids), other.id == Relation.to_id),
+                and_(Relation.to_id.in_(ids), other.id == Relation.from_id),
+            ),
+        )
+        .where(Relation.account_id == account_id, other.account_id == account_id)
+        .order_by(Relation.created_at, Relation.id)
+    )
+    if wanted is not None:
+        query = query.where(Relation.type.in_({name for name, _ in wanted} or {""}))
+    if not include_archived:
+        query = query.where(Relation.status == ACTIVE)
+    for relation, far in (await session.execute(query)).all():
+        forward = far.id == relation.to_id
+        if wanted is not None and (relation.type, forward) not in wanted:
+            continue
+        mine = relation.from_id if forward else relation.to_id
+        name = _name_of(model, relation.type, forward)
+        out[mine].append(RelationView(relation, name, mine, far))
+    return out
+
+
+def _name_of(model: MetaModel | None, type: str, forward: bool) -> str:
+    if forward or model is None:
+        return type
+    definition = model.relations.get(type)
+    return definition.reverse_name if definition else type
+
+
+async def tags_of(
+    session: AsyncSession, account_id: str, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[Tag, TagGroup | None]]]:
+    ids = list(set(ids))
+    out: dict[uuid.UUID, list[tuple[Tag, TagGroup | None]]] = defaultdict(list)
+    if not ids:
+        return out
+    query = (
+        select(FactSheetTag.fact_sheet_id, Tag, TagGroup)
+        .join(Tag, Tag.id == FactSheetTag.tag_id)
+        .outerjoin(TagGroup, TagGroup.id == Tag.tag_group_id)
+        .where(FactSheetTag.account_id == account_id, FactSheetTag.fact_sheet_id.in_(ids))
+        .order_by(Tag.name)
+    )
+    for fs_id, tag, group in (await session.execute(query)).all():
+        out[fs_id].append((tag, group))
+    return out
+
+
+async def subscriptions_of(
+    session: AsyncSession, account_id: str, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[Subscription, User]]]:
+    ids = list(set(ids))
+    out: dict[uuid.UUID, list[tuple[Subscription, User]]] = defaultdict(list)
+    if not ids:
+        return out
+    query = (
+        select(Subscription, User)
+        .join(User, User.id == Subscription.user_id)
+        .where(Subscription.account_id == account_id, Subscription.fact_sheet_id.in_(ids))
+        .order_by(Subscription.created_at, Subscription.id)
+    )
+    for sub, user in (await session.execute(query)).all():
+        out[sub.fact_sheet_id].append((sub, user))
+    return out
+
+
+async def documents_of(
+    session: AsyncSession, account_id: str, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[Document]]:
+    return await _by_fact_sheet(session, Document, account_id, ids)
+
+
+async def comments_of(
+    session: AsyncSession, account_id: str, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[Comment]]:
+    return await _by_fact_sheet(session, Comment, account_id, ids)
+
+
+async def _by_fact_sheet(
+    session: AsyncSession, model: Any, account_id: str, ids: Iterable[uuid.UUID]
+) -> Any:
+    ids = list(set(ids))
+    out: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    if not ids:
+        return out
+    query = (
+        select(model)
+        .where(model.account_id == account_id, model.fact_sheet_id.in_(ids))
+        .order_by(model.created_at, model.id)
+    )
+    for row in (await session.execute(query)).scalars():
+        out[row.fact_sheet_id].append(row)
+    return out
+
+
+# ---- single reads --------------------------------------------------------------------------
+
+
+def select_fact_sheet(account_id: str, fact_sheet_id: uuid.UUID) -> Select[FactSheet]:
+    return select(FactSheet).where(
+        FactSheet.account_id == account_id, FactSheet.id == fact_sheet_id
+    )
+
+
+async def subtree(session: AsyncSession, account_id: str, root: FactSheet) -> list[FactSheet]:
+    """`root` and its active descendants, level by level (one statement per level)."""
+    out, frontier = [root], [root.id]
+    while frontier:
+        query = (
+            select(FactSheet)
+            .where(
+                FactSheet.account_id == account_id,
+                FactSheet.parent_id.in_(frontier),
+                FactSheet.status == ACTIVE,
+            )
+            .order_by(FactSheet.name, FactSheet.id)
+        )
+        children = list((await session.execute(query)).scalars())
+        out += children
+        frontier = [c.id for c in children]
+    return out
