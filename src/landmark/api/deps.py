@@ -1,11 +1,13 @@
 """FastAPI dependencies shared by every face: the database session and the signed-in principal."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer, OAuth2
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,14 +50,40 @@ account_header = APIKeyHeader(
 )
 
 
-async def _declared(
-    _a: Annotated[Any, Depends(client_credentials)],
-    _b: Annotated[Any, Depends(bearer)],
-    _c: Annotated[Any, Depends(csrf_header)],
-    _d: Annotated[Any, Depends(account_header)],
-    _e: Annotated[Any, Depends(basic)],
-) -> None:
-    """Only documents the schemes; authentication itself reads the headers (see `principal`)."""
+SCHEMES = (client_credentials, bearer, csrf_header, account_header, basic)
+
+
+def document_sign_in(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Show the ways of signing in in /openapi.json, so that /docs can authorize every call.
+
+    Written into the schema once instead of declared as security dependencies, which FastAPI
+    would solve on every request for nothing (authentication reads the headers itself).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        for scheme in SCHEMES:
+            components[scheme.scheme_name] = jsonable_encoder(
+                scheme.model, by_alias=True, exclude_none=True
+            )
+        requirement: list[dict[str, list[str]]] = [{s.scheme_name: []} for s in SCHEMES]
+        routes = [route for router in routers for route in router.routes]
+        for route in routes:
+            if isinstance(route, APIRoute) and _signs_in(route.dependant):
+                for method in route.methods or ():
+                    schema["paths"][route.path_format][method.lower()]["security"] = requirement
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _signs_in(dependant: Any) -> bool:
+    return any(d.call is signed_in or _signs_in(d) for d in dependant.dependencies)
 
 
 async def db(request: Request) -> AsyncIterator[AsyncSession]:
@@ -84,9 +112,7 @@ async def limit(request: Request, principal: Principal) -> Principal:
     return principal
 
 
-async def signed_in(
-    request: Request, session: Session, _: Annotated[None, Depends(_declared)]
-) -> Principal:
+async def signed_in(request: Request, session: Session) -> Principal:
     """Who is calling, without counting the request against their rate limit."""
     return await request.app.state.authenticator.authenticate(  # type: ignore[no-any-return]
         request.headers, session

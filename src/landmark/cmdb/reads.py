@@ -6,10 +6,11 @@ a CI with its nine references); the API only reads them, so reads select exactly
 rendering shows and hand back `SimpleNamespace`s with the same attribute names as the models.
 """
 
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -28,7 +29,7 @@ class _Plan:
     """The statement and how to turn each of its rows into nested namespaces."""
 
     def __init__(self, resource: Resource, fields: tuple[str, ...] | None) -> None:
-        model = resource.model
+        model = self.model = resource.model
         self.own = [c.key for c in model.__table__.columns]
         self.columns: list[Any] = [getattr(model, key) for key in self.own]
         self.labels: list[str] = list(self.own)  # the name of each selected column, in order
@@ -62,6 +63,14 @@ class _Plan:
         self.columns += [getattr(alias, k) for k in keys]
         self.labels += [f"{prefix}.{k}" for k in keys]
         return keys
+
+    @cached_property
+    def by_id(self) -> Select[Any]:
+        """One record by id, built once: SQLAlchemy then reuses its cache key and compiled form."""
+        model = self.model
+        return self.statement().where(
+            model.account_id == bindparam("account_id"), model.id == bindparam("ident")
+        )
 
     def statement(self) -> Select[Any]:
         query = select(*self.columns)
@@ -102,12 +111,8 @@ def plan(resource: Resource, fields: tuple[str, ...] | None = None) -> _Plan:
 async def get(session: AsyncSession, resource: Resource, account_id: str, ident: int) -> Any:
     """One record of the account with every field and reference, or NotFound."""
     reader = plan(resource)
-    model = resource.model
-    row = (
-        await session.execute(
-            reader.statement().where(model.account_id == account_id, model.id == ident)
-        )
-    ).first()
+    params = {"account_id": account_id, "ident": ident}
+    row = (await session.execute(reader.by_id, params)).first()
     if row is None:
         raise not_found(resource)
     return reader.build(row)

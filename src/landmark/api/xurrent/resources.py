@@ -230,5 +230,6 @@ async def audit_page(
     return reply(request, body, headers=headers)
 
 
-for _resource in RESOURCES.values():
+# CIs first: FastAPI tries routes in order, and CIs are what clients ask for most.
+for _resource in sorted(RESOURCES.values(), key=lambda r: r.name != "cis"):
     _routes(_resource)
