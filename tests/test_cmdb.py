@@ -239,7 +239,8 @@ def test_enums_account_and_rate_limit(cmdb: Cmdb, tenant) -> None:
     assert cmdb.get("account")["id"] == tenant.slug
     first = cmdb.get("rate_limit")["resources"]["core"]
     second = cmdb.get("rate_limit")["resources"]["core"]
-    assert second["remaining"] == first["remaining"]  # asking does not count
+    # asking does not count (>=: the fixed window may roll over between the two calls)
+    assert second["remaining"] >= first["remaining"]
 
 
 def test_collections_paginate_filter_and_sort(cmdb: Cmdb) -> None:

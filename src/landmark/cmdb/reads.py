@@ -30,7 +30,9 @@ class _Plan:
 
     def __init__(self, resource: Resource, fields: tuple[str, ...] | None) -> None:
         model = self.model = resource.model
-        self.own = [c.key for c in model.__table__.columns]
+        if fields is not None and resource.name == "products" and "rule_set" in fields:
+            fields = (*fields, "category")  # a product's rule set is its category's
+        self.own = _own_columns(resource, fields)
         self.columns: list[Any] = [getattr(model, key) for key in self.own]
         self.labels: list[str] = list(self.own)  # the name of each selected column, in order
         self.joins: list[tuple[Any, Any]] = []
@@ -68,11 +70,13 @@ class _Plan:
     def by_id(self) -> Select[Any]:
         """One record by id, built once: SQLAlchemy then reuses its cache key and compiled form."""
         model = self.model
-        return self.statement().where(
+        return self.statement.where(
             model.account_id == bindparam("account_id"), model.id == bindparam("ident")
         )
 
+    @cached_property
     def statement(self) -> Select[Any]:
+        """Built once per plan (SQLAlchemy then reuses what it derived from it)."""
         query = select(*self.columns)
         for alias, on in self.joins:
             query = query.outerjoin(alias, on)
@@ -89,6 +93,16 @@ class _Plan:
                     setattr(ref, extra, _namespace(values, f"{name}.{extra}", extra_keys))
             setattr(record, name, ref)
         return record
+
+
+def _own_columns(resource: Resource, fields: tuple[str, ...] | None) -> list[str]:
+    """The record's own columns a rendering of `fields` (all by default) needs."""
+    table_columns = [c.key for c in resource.model.__table__.columns]
+    if fields is None:
+        return table_columns
+    needed = {"id", "account_id", "source_id", "disabled", "rule_set", "hidden"}
+    needed |= {resource.by_name[name].column for name in fields}
+    return [key for key in table_columns if key in needed]
 
 
 def _namespace(values: Any, prefix: str, keys: list[str]) -> SimpleNamespace | None:

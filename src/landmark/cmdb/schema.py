@@ -6,6 +6,7 @@ a reference `x` is written as `x_id` and stored in the column `x_id`.
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from landmark.cmdb import models as m
@@ -89,18 +90,18 @@ class Field:
     writeonly: bool = False
     required: bool = False
 
-    @property
+    @cached_property  # read for every value of every rendered record
     def column(self) -> str:
         if self.attr:
             return self.attr
         return f"{self.name}_id" if self.kind == "reference" else self.name
 
-    @property
+    @cached_property
     def input_name(self) -> str:
         return f"{self.name}_id" if self.kind == "reference" else self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per resource: hashed by identity, cheaply
 class Resource:
     name: str  # the path: "cis"
     singular: str  # events and audit: "ci"

@@ -6,6 +6,8 @@ fields or those named in `?fields=`. References are `{id, name}` (`label` for CI
 extras (a product shows its brand and category, a service its provider).
 """
 
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from landmark.cmdb.cis import derived
@@ -37,24 +39,36 @@ def _extra(obj: Any, field: Field) -> Any:
     return getattr(obj, field.column)
 
 
-def value(obj: Any, field: Field, resource: Resource) -> Any:
+Getter = Callable[[Any], Any]
+
+
+def getter(field: Field, resource: Resource) -> Getter:
+    """How to read one field of a record for output (chosen once per field, not per value)."""
     if field.kind == "reference":
-        return reference(getattr(obj, field.name), RESOURCES[field.target])
+        target = RESOURCES[field.target]
+        return lambda obj: reference(getattr(obj, field.name), target)
     if field.name in ("software", "ci_type"):
-        return derived(obj)[field.name]
+        return lambda obj: derived(obj)[field.name]
     if field.name == "rule_set" and resource.name == "products":
-        return obj.category.rule_set
-    return plain(getattr(obj, field.column))
+        return lambda obj: obj.category.rule_set
+    column = field.column
+    return lambda obj: plain(getattr(obj, column))
+
+
+@cache
+def _getters(resource: Resource, fields: tuple[str, ...]) -> tuple[tuple[str, Getter], ...]:
+    return tuple((name, getter(resource.by_name[name], resource)) for name in fields)
 
 
 def record(obj: Any, resource: Resource) -> dict[str, Any]:
     """Every readable field of one record."""
-    return {f.name: value(obj, f, resource) for f in resource.fields if not f.writeonly}
+    shown = tuple(f.name for f in resource.fields if not f.writeonly)
+    return {name: get(obj) for name, get in _getters(resource, shown)}
 
 
 def listed(obj: Any, resource: Resource, fields: tuple[str, ...]) -> dict[str, Any]:
     """The chosen fields of a record in a collection; disabled records say so."""
-    row = {name: value(obj, resource.by_name[name], resource) for name in fields}
+    row = {name: get(obj) for name, get in _getters(resource, fields)}
     if getattr(obj, "disabled", False):
         row["disabled"] = True
     return row

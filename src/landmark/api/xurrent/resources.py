@@ -91,7 +91,7 @@ async def list_page(request: Request, session: Any, resource: Resource, scope: S
     `scope` narrows the read statement to the account (and to a predefined filter or a link)."""
     fields = render.collection_fields(resource, request.query_params.get("fields"))
     reader = reads.plan(resource, fields)
-    rows, headers = await page_of(request, session, scope(reader.statement()), listing(resource))
+    rows, headers = await page_of(request, session, scope(reader.statement), listing(resource))
     body = [render.listed(reader.build(row), resource, fields) for row in rows]
     return reply(request, body, headers=headers)
 
