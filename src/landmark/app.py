@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from landmark.api import errors
+from landmark.api.graphql.router import router as graphql_router
 from landmark.api.leanix import mtm
 from landmark.api.platform import health, identity, oauth, upsolver
 from landmark.api.xurrent import links as xurrent_links
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity.router,
         upsolver.router,
         mtm.router,
+        graphql_router,
         xurrent_misc.router,
         xurrent_links.router,
         xurrent_resources.router,
