@@ -93,15 +93,23 @@ def mtm_auth(client: httpx.Client, tenant) -> dict[str, str]:
 
 def test_mtm_token_both_urls_and_inline_fragments(client, tenant) -> None:
     auth = mtm_auth(client, tenant)
-    lifecycle = {"phases": [{"phase": "plan", "startDate": "2020-01-01"}, {"phase": "active", "startDate": "2021-01-01"}]}  # fmt: skip
+    lifecycle = {
+        "phases": [
+            {"phase": "plan", "startDate": "2020-01-01"},
+            {"phase": "active", "startDate": "2021-01-01"},
+        ]
+    }
     app = create(
-        client, auth, "Application", "CRM",
+        client,
+        auth,
+        "Application",
+        "CRM",
         patch("add", "/description", "Customers"),
         patch("add", "/alias", "crm"),
         patch("add", "/businessCriticality", "missionCritical"),
         patch("add", "/lifecycle", lifecycle),
         patch("add", "/externalId", {"type": "ExternalId", "externalId": "APP-1"}),
-    )  # fmt: skip
+    )
     assert app["rev"] == 1 and app["status"] == "ACTIVE"
     query = """query($id: ID!) { factSheet(id: $id) {
         __typename id name displayName fullName type description status level rev
@@ -121,11 +129,12 @@ def test_mtm_token_both_urls_and_inline_fragments(client, tenant) -> None:
     assert fs["externalId"]["externalId"] == "APP-1"
     assert 0 < fs["completion"]["completion"] <= 1 and fs["createdAt"].endswith("+00:00")
     by = ok(
-        client, auth,
+        client,
+        auth,
         """query($ids: [ID!], $ext: [String!]) { factSheets(ids: $ids, externalIds: $ext) {
              totalCount edges { node { id name } } } }""",
         {"ids": [app["id"], str(uuid.uuid4())], "ext": ["APP-1", "nope"]},
-    )["factSheets"]  # fmt: skip
+    )["factSheets"]
     assert by["totalCount"] == 1 and by["edges"][0]["node"]["name"] == "CRM"
 
 
@@ -170,7 +179,10 @@ def test_filter_options_counts(client, tenant) -> None:
     query = """{ allFactSheets(factSheetType: Application, first: 1) { totalCount
         filterOptions { facets { facetKey results { key name count } } } } }"""
     data = ok(client, tenant.auth, query)["allFactSheets"]
-    facets = {f["facetKey"]: {r["key"]: r["count"] for r in f["results"]} for f in data["filterOptions"]["facets"]}  # fmt: skip
+    facets = {
+        f["facetKey"]: {r["key"]: r["count"] for r in f["results"]}
+        for f in data["filterOptions"]["facets"]
+    }
     assert data["totalCount"] == 3
     assert facets["FactSheetTypes"]["Application"] == 3
     assert facets["businessCriticality"]["missionCritical"] == 2
@@ -187,8 +199,19 @@ def test_facet_filters(client, tenant) -> None:
     def lc(phase: str, when: str) -> dict[str, Any]:
         return patch("add", "/lifecycle", {"phases": [{"phase": phase, "startDate": when}]})
 
-    create(client, auth, "Application", "Both", rel(itc["id"]), patch("add", "/relApplicationToITComponent/new_2", json.dumps({"factSheetId": other["id"]})),
-           patch("add", "/tags", [{"tagName": "cloud"}]), patch("add", "/technicalSuitability", "adequate"), lc("active", "2020-01-01"))  # fmt: skip
+    create(
+        client,
+        auth,
+        "Application",
+        "Both",
+        rel(itc["id"]),
+        patch(
+            "add", "/relApplicationToITComponent/new_2", json.dumps({"factSheetId": other["id"]})
+        ),
+        patch("add", "/tags", [{"tagName": "cloud"}]),
+        patch("add", "/technicalSuitability", "adequate"),
+        lc("active", "2020-01-01"),
+    )
     create(client, auth, "Application", "LinuxOnly", rel(itc["id"]), lc("phaseOut", "2019-01-01"))
     create(
         client, auth, "Application", "None", patch("add", "/technicalSuitability", "inappropriate")
@@ -212,8 +235,27 @@ def test_facet_filters(client, tenant) -> None:
     cloud = next(e["node"] for e in tags["allTags"]["edges"] if e["node"]["name"] == "cloud")
     assert names(client, auth, facet("Tags", [cloud["id"]])) == ["Both"]
     assert names(client, auth, facet("lifecycle", ["active"])) == ["Both"]
-    assert names(client, auth, facet("lifecycle", ["phaseOut"], dateFilter={"type": "RANGE", "from": "2019-06-01", "to": "2019-07-01"})) == ["LinuxOnly"]  # fmt: skip
-    assert names(client, auth, facet("lifecycle", ["active"], dateFilter={"type": "POINT", "from": "2019-06-01", "to": "2019-06-01"})) == []  # fmt: skip
+    assert names(
+        client,
+        auth,
+        facet(
+            "lifecycle",
+            ["phaseOut"],
+            dateFilter={"type": "RANGE", "from": "2019-06-01", "to": "2019-07-01"},
+        ),
+    ) == ["LinuxOnly"]
+    assert (
+        names(
+            client,
+            auth,
+            facet(
+                "lifecycle",
+                ["active"],
+                dateFilter={"type": "POINT", "from": "2019-06-01", "to": "2019-06-01"},
+            ),
+        )
+        == []
+    )
     # A literal query with enum values, as LeanIX clients write them.
     literal = """{ allFactSheets(filter: {facetFilters: [{facetKey: "lifecycle", operator: OR,
         keys: ["phaseOut"], dateFilter: {type: RANGE, from: "2019-06-01", to: "2019-07-01"}}]}) {
@@ -226,7 +268,8 @@ def test_subscriptions_comments_documents_and_log_events(client, tenant) -> None
     app = create(client, auth, "Application", "Mail")
     member = tenant.add_user(client, "member")
     made = ok(
-        client, auth,
+        client,
+        auth,
         """mutation($fs: ID!, $email: String) {
           s: createSubscription(factSheetId: $fs, user: {email: $email}, type: "RESPONSIBLE",
                                 roleIds: ["Owner"]) { id type user { email } roles { name } }
@@ -234,7 +277,7 @@ def test_subscriptions_comments_documents_and_log_events(client, tenant) -> None
           d: createDocument(factSheetId: $fs, name: "Wiki", url: "https://wiki.example/mail",
                             documentType: "documentation") { id name url origin } }""",
         {"fs": app["id"], "email": member["email"]},
-    )  # fmt: skip
+    )
     assert made["s"]["user"]["email"] == member["email"] and made["s"]["roles"] == [
         {"name": "Owner"}
     ]
@@ -251,15 +294,25 @@ def test_subscriptions_comments_documents_and_log_events(client, tenant) -> None
     assert fs["documents"]["edges"][0]["node"]["url"] == "https://wiki.example/mail"
     assert fs["comments"]["totalCount"] == 1
     assert fs["comments"]["edges"][0]["node"]["replies"] == [{"message": "Thanks"}]
-    assert names(client, auth, facet("Subscriptions", [member["uuid"] if "uuid" in member else str(member["id"])])) == ["Mail"]  # fmt: skip
-    gone = ok(client, auth, "mutation($id: ID!) { deleteSubscription(id: $id) { id } }", {"id": made["s"]["id"]})  # fmt: skip
+    assert names(
+        client,
+        auth,
+        facet("Subscriptions", [member["uuid"] if "uuid" in member else str(member["id"])]),
+    ) == ["Mail"]
+    gone = ok(
+        client,
+        auth,
+        "mutation($id: ID!) { deleteSubscription(id: $id) { id } }",
+        {"id": made["s"]["id"]},
+    )
     assert gone["deleteSubscription"]["id"] == made["s"]["id"]
     log = ok(
-        client, auth,
+        client,
+        auth,
         """query($id: ID!) { allLogEvents(factSheetId: $id) { totalCount
              edges { node { eventType createdAt user { email } } } } }""",
         {"id": app["id"]},
-    )["allLogEvents"]  # fmt: skip
+    )["allLogEvents"]
     types = [e["node"]["eventType"] for e in log["edges"]]
     assert types[0] == "SUBSCRIPTION_DELETED" and types[-1] == "FACT_SHEET_CREATED"
     assert {"COMMENT_CREATED", "DOCUMENT_CREATED", "SUBSCRIPTION_CREATED"} <= set(types)
@@ -271,7 +324,11 @@ def test_tags_tag_groups_and_tag_patches(client, tenant) -> None:
     app = create(
         client, auth, "Application", "Billing", patch("add", "/tags", [{"tagName": "legacy"}])
     )
-    made = ok(client, auth, 'mutation { createTag(name: "gdpr", color: "#ff0000") { id name color tagGroup { id } } }')  # fmt: skip
+    made = ok(
+        client,
+        auth,
+        'mutation { createTag(name: "gdpr", color: "#ff0000") { id name color tagGroup { id } } }',
+    )
     tag = made["createTag"]
     assert tag["tagGroup"] is None
     result = update(client, auth, app["id"], patch("add", "/tags", [{"tagId": tag["id"]}]))
@@ -304,10 +361,21 @@ def test_relation_patches_with_per_patch_errors(client, tenant) -> None:
     linux = create(client, auth, "ITComponent", "Linux")
     oracle = create(client, auth, "ITComponent", "Oracle")
     app = create(
-        client, auth, "Application", "ERP",
-        patch("add", "/relApplicationToITComponent/new_1",
-              {"factSheetId": linux["id"], "activeFrom": "2020-01-01", "description": "OS", "costTotalAnnual": 125}),
-    )  # fmt: skip
+        client,
+        auth,
+        "Application",
+        "ERP",
+        patch(
+            "add",
+            "/relApplicationToITComponent/new_1",
+            {
+                "factSheetId": linux["id"],
+                "activeFrom": "2020-01-01",
+                "description": "OS",
+                "costTotalAnnual": 125,
+            },
+        ),
+    )
     query = """query($id: ID!) { factSheet(id: $id) { rev ... on Application {
         relApplicationToITComponent { totalCount edges { node {
           id type activeFrom activeUntil description costTotalAnnual
@@ -317,31 +385,52 @@ def test_relation_patches_with_per_patch_errors(client, tenant) -> None:
     assert node["factSheet"]["name"] == "Linux" and node["costTotalAnnual"] == 125
     assert node["activeFrom"] == "2020-01-01" and node["description"] == "OS"
     # The reverse side.
-    back = ok(client, auth, """query($id: ID!) { factSheet(id: $id) { ... on ITComponent {
-        relITComponentToApplication { edges { node { factSheet { name } } } } } } }""", {"id": linux["id"]})  # fmt: skip
+    back = ok(
+        client,
+        auth,
+        """query($id: ID!) { factSheet(id: $id) { ... on ITComponent {
+        relITComponentToApplication { edges { node { factSheet { name } } } } } } }""",
+        {"id": linux["id"]},
+    )
     assert (
         back["factSheet"]["relITComponentToApplication"]["edges"][0]["node"]["factSheet"]["name"]
         == "ERP"
     )
     # One bad patch: its path and the relation's side in the error; nothing of the write applied.
     bad = update(
-        client, auth, app["id"],
+        client,
+        auth,
+        app["id"],
         patch("replace", "/description", "changed"),
         patch("add", "/relApplicationToITComponent/new_2", {"factSheetId": str(uuid.uuid4())}),
         rev=fs["rev"],
-    )  # fmt: skip
+    )
     assert bad["data"] == {"updateFactSheet": None}
     error = bad["errors"][0]
     assert error["extensions"]["objectPath"] == "/relApplicationToITComponent/new_2"
     assert error["path"] == ["updateFactSheet"] and error["extensions"]["errorType"]
-    wrong_type = update(client, auth, app["id"], patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": app["id"]}))  # fmt: skip
+    wrong_type = update(
+        client,
+        auth,
+        app["id"],
+        patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": app["id"]}),
+    )
     assert (
         wrong_type["errors"][0]["extensions"]["objectPath"] == "/relApplicationToITComponent/new_1"
     )
     assert ok(client, auth, query, {"id": app["id"]})["factSheet"]["rev"] == fs["rev"]
     # Replace (new target, new description), then remove.
     rid = node["id"]
-    moved = update(client, auth, app["id"], patch("replace", f"/relApplicationToITComponent/{rid}", {"factSheetId": oracle["id"], "description": "DB"}))  # fmt: skip
+    moved = update(
+        client,
+        auth,
+        app["id"],
+        patch(
+            "replace",
+            f"/relApplicationToITComponent/{rid}",
+            {"factSheetId": oracle["id"], "description": "DB"},
+        ),
+    )
     assert moved["errors"] is None
     node = ok(client, auth, query, {"id": app["id"]})["factSheet"]["relApplicationToITComponent"][
         "edges"
@@ -367,17 +456,20 @@ def test_relation_patches_with_per_patch_errors(client, tenant) -> None:
 def test_validate_only_changes_nothing(client, tenant) -> None:
     auth = tenant.auth
     before = total(client, auth)
-    variables = {"input": {"name": "Dry", "type": "Application"}, "patches": [patch("add", "/alias", "x")], "validateOnly": True}  # fmt: skip
+    variables = {
+        "input": {"name": "Dry", "type": "Application"},
+        "patches": [patch("add", "/alias", "x")],
+        "validateOnly": True,
+    }
     dry = ok(client, auth, CREATE, variables)["createFactSheet"]["factSheet"]
     assert dry["name"] == "Dry"
     assert total(client, auth) == before
     app = create(client, auth, "Application", "Real")
-    events = lambda: ok(
-        client,
-        auth,
-        "query($id: ID!) { allLogEvents(factSheetId: $id) { totalCount } }",
-        {"id": app["id"]},
-    )["allLogEvents"]["totalCount"]  # noqa: E731
+    log = "query($id: ID!) { allLogEvents(factSheetId: $id) { totalCount } }"
+
+    def events() -> int:
+        return ok(client, auth, log, {"id": app["id"]})["allLogEvents"]["totalCount"]
+
     count = events()
     result = update(
         client, auth, app["id"], patch("replace", "/name", "Renamed"), validateOnly=True
@@ -389,7 +481,8 @@ def test_validate_only_changes_nothing(client, tenant) -> None:
     fs = ok(client, auth, "query($id: ID!) { factSheet(id: $id) { name rev } }", {"id": app["id"]})
     assert fs["factSheet"] == {"name": "Real", "rev": 1}
     assert events() == count
-    comment = """mutation($fs: ID!) { createComment(factSheetId: $fs, message: "dry", validateOnly: true) { message } }"""
+    comment = """mutation($fs: ID!) {
+      createComment(factSheetId: $fs, message: "dry", validateOnly: true) { message } }"""
     assert ok(client, auth, comment, {"fs": app["id"]})["createComment"]["message"] == "dry"
     assert events() == count
 
@@ -448,10 +541,19 @@ def test_errors_are_graphql_errors(client, tenant) -> None:
     )
     syntax = failed(client, tenant.auth, "{ allFactSheets(")
     assert syntax["extensions"]["errorType"] == "GRAPHQL_VALIDATION"
-    missing = failed(client, tenant.auth, 'query { factSheet(id: "00000000-0000-0000-0000-000000000000") { id } }')  # fmt: skip
+    missing = failed(
+        client,
+        tenant.auth,
+        'query { factSheet(id: "00000000-0000-0000-0000-000000000000") { id } }',
+    )
     assert missing["extensions"]["errorType"] == "NOT_FOUND" and missing["path"] == ["factSheet"]
-    bad_body = client.post(URL, content=b"not json", headers={**tenant.auth, "Content-Type": "application/json"})  # fmt: skip
-    assert bad_body.status_code == 200 and bad_body.json()["errors"][0]["extensions"]["errorType"] == "BAD_REQUEST"  # fmt: skip
+    bad_body = client.post(
+        URL, content=b"not json", headers={**tenant.auth, "Content-Type": "application/json"}
+    )
+    assert (
+        bad_body.status_code == 200
+        and bad_body.json()["errors"][0]["extensions"]["errorType"] == "BAD_REQUEST"
+    )
     assert client.post(URL, json={"query": "{ allTags { totalCount } }"}).status_code == 401
     viewer = tenant.add_user(client, "viewer")
     denied = failed(client, viewer["auth"], 'mutation { createTag(name: "x") { id } }')
@@ -460,7 +562,11 @@ def test_errors_are_graphql_errors(client, tenant) -> None:
 
 
 def test_limits(client, tenant) -> None:
-    deep = "{ allFactSheets { edges { node { ... on Application { relApplicationToITComponent { edges { node { factSheet { ... on ITComponent { relITComponentToApplication { edges { node { factSheet { name } } } } } } } } } } } } } }"  # fmt: skip
+    deep = (
+        "{ allFactSheets { edges { node { ... on Application { relApplicationToITComponent {"
+        " edges { node { factSheet { ... on ITComponent { relITComponentToApplication {"
+        " edges { node { factSheet { name" + " }" * 14
+    )
     error = failed(client, tenant.auth, deep)
     assert error["extensions"]["errorType"] == "QUERY_LIMIT" and "deep" in error["message"]
     many = "{ " + " ".join(f"a{i}: allTags {{ totalCount }}" for i in range(51)) + " }"
@@ -472,7 +578,12 @@ def test_limits(client, tenant) -> None:
     error = failed(client, tenant.auth, huge)
     assert "longer" in error["message"]
     # Introspection (GraphiQL's own query is deep) is not limited by depth.
-    schema = ok(client, tenant.auth, "{ __schema { types { name fields { name type { name ofType { name ofType { name ofType { name ofType { name } } } } } } } } }")  # fmt: skip
+    schema = ok(
+        client,
+        tenant.auth,
+        """{ __schema { types { name fields { name type { name
+             ofType { name ofType { name ofType { name ofType { name } } } } } } } } }""",
+    )
     assert any(t["name"] == "BaseFactSheet" for t in schema["__schema"]["types"])
 
 
@@ -483,15 +594,30 @@ def test_tenant_isolation(client, tenant, other_tenant) -> None:
         client, tenant.auth, "query($id: ID!) { factSheet(id: $id) { id } }", {"id": theirs["id"]}
     )
     assert error["extensions"]["errorType"] == "NOT_FOUND"
-    by_ids = ok(client, tenant.auth, "query($ids: [ID!]) { factSheets(ids: $ids) { totalCount } }", {"ids": [theirs["id"]]})  # fmt: skip
+    by_ids = ok(
+        client,
+        tenant.auth,
+        "query($ids: [ID!]) { factSheets(ids: $ids) { totalCount } }",
+        {"ids": [theirs["id"]]},
+    )
     assert by_ids["factSheets"]["totalCount"] == 0
     assert total(client, tenant.auth, {"ids": [theirs["id"]]}) == 0
     assert names(client, tenant.auth, facet("relApplicationToITComponent", [theirs["id"]])) == []
-    target = update(client, tenant.auth, mine["id"], patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": theirs["id"]}))  # fmt: skip
+    target = update(
+        client,
+        tenant.auth,
+        mine["id"],
+        patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": theirs["id"]}),
+    )
     assert target["errors"][0]["extensions"]["objectPath"] == "/relApplicationToITComponent/new_1"
     foreign = update(client, tenant.auth, theirs["id"], patch("replace", "/name", "Hijacked"))
     assert foreign["errors"][0]["extensions"]["errorType"] == "NOT_FOUND"
-    their_view = ok(client, other_tenant.auth, "query($id: ID!) { factSheet(id: $id) { name } }", {"id": theirs["id"]})  # fmt: skip
+    their_view = ok(
+        client,
+        other_tenant.auth,
+        "query($id: ID!) { factSheet(id: $id) { name } }",
+        {"id": theirs["id"]},
+    )
     assert their_view["factSheet"]["name"] == "Theirs"
 
 
@@ -505,7 +631,9 @@ def test_graphiql_page_and_get(client, tenant) -> None:
         assert asset.status_code == 200 and len(asset.content) > 100_000
     got = client.get(URL, params={"query": "{ allTags { totalCount } }"}, headers=tenant.auth)
     assert got.json() == {"data": {"allTags": {"totalCount": 0}}, "errors": None}
-    refused = client.get(URL, params={"query": 'mutation { createTag(name: "x") { id } }'}, headers=tenant.auth)  # fmt: skip
+    refused = client.get(
+        URL, params={"query": 'mutation { createTag(name: "x") { id } }'}, headers=tenant.auth
+    )
     assert refused.json()["errors"][0]["message"] == "Mutations need POST"
 
 
@@ -539,22 +667,36 @@ def test_statement_count_does_not_grow_with_the_page(client, tenant, server) -> 
         aliases = []
         for i in range(30):
             patches = [
-                patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": components[i % 3]}),
-                patch("add", "/relApplicationToITComponent/new_2", {"factSheetId": components[(i + 1) % 3]}),
+                patch(
+                    "add", "/relApplicationToITComponent/new_1", {"factSheetId": components[i % 3]}
+                ),
+                patch(
+                    "add",
+                    "/relApplicationToITComponent/new_2",
+                    {"factSheetId": components[(i + 1) % 3]},
+                ),
                 patch("add", "/tags", [{"tagName": f"t{i % 4}"}]),
-            ]  # fmt: skip
-            literal = json.dumps(patches).replace('"op"', "op").replace('"path"', "path").replace('"value"', "value")  # fmt: skip
-            for op in ("add",):
-                literal = literal.replace(f'op: "{op}"', f"op: {op}")
-            aliases.append(f'a{i}: createFactSheet(input: {{name: "App {batch}-{i:02d}", type: Application}}, patches: {literal}) {{ factSheet {{ id }} }}')  # fmt: skip
+            ]
+            literal = (
+                json.dumps(patches)
+                .replace('"op"', "op")
+                .replace('"path"', "path")
+                .replace('"value"', "value")
+            )
+            literal = literal.replace('op: "add"', "op: add")
+            fs_input = f'{{name: "App {batch}-{i:02d}", type: Application}}'
+            result = "{ factSheet { id } }"
+            aliases.append(f"a{i}: createFactSheet(input: {fs_input}, patches: {literal}) {result}")
         made = ok(client, auth, "mutation { " + " ".join(aliases) + " }")
         subs = [
-            f'''s{i}: createSubscription(factSheetId: "{v["factSheet"]["id"]}", user: {{email: "{tenant.email}"}}, type: "OBSERVER") {{ id }}'''
+            f's{i}: createSubscription(factSheetId: "{v["factSheet"]["id"]}", '
+            f'user: {{email: "{tenant.email}"}}, type: "OBSERVER") {{ id }}'
             for i, v in enumerate(made.values())
         ]
         ok(client, auth, "mutation { " + " ".join(subs) + " }")
     query = """{ allFactSheets(first: %d, factSheetType: Application) { totalCount edges { node {
-        id name tags { name tagGroup { name } } subscriptions { edges { node { type user { email } } } }
+        id name tags { name tagGroup { name } }
+        subscriptions { edges { node { type user { email } } } }
         ... on Application { relApplicationToITComponent { edges { node { id factSheet {
           name tags { name } } } } } } } } } }"""
     small = _statements(server, client, auth, query % 10)
