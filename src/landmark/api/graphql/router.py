@@ -14,6 +14,7 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     GraphQLError,
+    GraphQLSchema,
     OperationType,
     execute,
     get_operation_ast,
@@ -84,21 +85,17 @@ async def _run(
     who = await _principal(request, session)  # 401 in the LeanIX dialect when not signed in
     try:
         query, variables, operation_name = _request(body)
-        document = parse(query, max_tokens=MAX_TOKENS)
-    except BadRequest as error:
-        return _answer(errors=[request_error(str(error))])
-    except GraphQLError as error:
-        return _answer(errors=[format_error(error)])
-    try:
         who.require(Permission.READ)
         model = await load_model(session, who.account_id)
         await session.commit()  # the standard model is stored on first use
+    except BadRequest as error:
+        return _answer(errors=[request_error(str(error))])
     except DomainError as error:
         return _answer(errors=[format_error(GraphQLError(error.message, original_error=error))])
     schema = schema_for(who.account_id, model)
-    invalid = validate(schema, document, [*specified_rules, LimitsRule])
-    if invalid:
-        return _answer(errors=[format_error(e) for e in invalid])
+    document, invalid = _prepared(schema, query)
+    if document is None or invalid:
+        return _answer(errors=invalid)
     if not allow_mutations and _is_mutation(document, operation_name):
         return _answer(errors=[request_error("Mutations need POST")])
     context = Context(session, who, model)
@@ -107,6 +104,28 @@ async def _run(
         result = await result
     errors = [format_error(e) for e in result.errors or []]
     return _answer(result.data, errors)
+
+
+_prepared_cache: dict[tuple[GraphQLSchema, str], tuple[DocumentNode | None, list[Any]]] = {}
+PREPARED_CACHE_SIZE = 512
+
+
+def _prepared(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None, list[Any]]:
+    """The parsed document and its validation errors (formatted), cached per schema and text:
+    clients send the same few queries again and again."""
+    key = (schema, query)
+    found = _prepared_cache.get(key)
+    if found is None:
+        document: DocumentNode | None = None
+        try:
+            document = parse(query, max_tokens=MAX_TOKENS)
+            errors = validate(schema, document, [*specified_rules, LimitsRule])
+        except GraphQLError as error:
+            errors = [error]
+        if len(_prepared_cache) >= PREPARED_CACHE_SIZE:
+            _prepared_cache.clear()
+        found = _prepared_cache[key] = (document, [format_error(e) for e in errors])
+    return found
 
 
 def _is_mutation(document: DocumentNode, operation_name: str | None) -> bool:
