@@ -18,9 +18,6 @@ from landmark.eam import service
 from landmark.eam.models import Subscription, Tag
 from landmark.identity.permissions import Permission
 
-# Archiving and recovering (a /status patch) needs what the REST archive needs.
-ARCHIVE_PATHS = ("/status",)
-
 
 def _detached(row: Any) -> Any:
     """A copy that stays readable after a rollback expired the original."""
@@ -59,10 +56,10 @@ def _patches(values: list[dict[str, Any]] | None) -> list[service.Patch]:
     return [service.Patch(p["op"], p["path"], p.get("value")) for p in values or [] if p]
 
 
-def _require_for(ctx: Context, patches: list[service.Patch]) -> None:
+def _require_write(ctx: Context) -> None:
+    """Every patch, archiving and recovering (/status) included, needs `write`: LeanIX members
+    may archive, and the REST archive asks the same (api/leanix/pathfinder.py)."""
     ctx.who.require(Permission.WRITE)
-    if any(p.path in ARCHIVE_PATHS for p in patches):
-        ctx.who.require(Permission.ARCHIVE)
 
 
 async def create_fact_sheet(
@@ -74,7 +71,7 @@ async def create_fact_sheet(
 ) -> dict[str, Any]:
     ctx: Context = info.context
     changes = _patches(patches)
-    _require_for(ctx, changes)
+    _require_write(ctx)
 
     async def work() -> Any:
         return await service.create_fact_sheet(
@@ -96,7 +93,7 @@ async def update_fact_sheet(
 ) -> dict[str, Any]:
     ctx: Context = info.context
     changes = _patches(patches)
-    _require_for(ctx, changes)
+    _require_write(ctx)
     fact_sheet_id = parse_id(id)
 
     async def work() -> Any:
@@ -118,7 +115,7 @@ async def create_tag(
     validateOnly: bool = False,
 ) -> Any:
     ctx: Context = info.context
-    ctx.who.require(Permission.WRITE)
+    _require_write(ctx)
     group_id = parse_id(tagGroupId, "tagGroupId") if tagGroupId else None
 
     async def work() -> Any:
@@ -141,7 +138,7 @@ async def _owned(ctx: Context, model: Any, ident: uuid.UUID, what: str) -> Any:
 async def delete_tag(_root: Any, info: GraphQLResolveInfo, id: str) -> Any:
     """Delete a tag; answers the tag as it was."""
     ctx: Context = info.context
-    ctx.who.require(Permission.WRITE)
+    _require_write(ctx)
     tag_id = parse_id(id)
 
     async def work() -> Any:
@@ -170,7 +167,7 @@ async def create_subscription(
     **_: Any,
 ) -> Any:
     ctx: Context = info.context
-    ctx.who.require(Permission.WRITE)
+    _require_write(ctx)
     fact_sheet_id = parse_id(factSheetId, "factSheetId")
 
     async def work() -> Any:
@@ -189,7 +186,7 @@ async def create_subscription(
 
 async def delete_subscription(_root: Any, info: GraphQLResolveInfo, id: str) -> Any:
     ctx: Context = info.context
-    ctx.who.require(Permission.WRITE)
+    _require_write(ctx)
     subscription_id = parse_id(id)
 
     async def work() -> Any:
@@ -210,7 +207,7 @@ async def create_comment(
     **_: Any,
 ) -> Any:
     ctx: Context = info.context
-    ctx.who.require(Permission.WRITE)
+    _require_write(ctx)
     fact_sheet_id = parse_id(factSheetId, "factSheetId")
     reply_to = parse_id(replyToId, "replyToId") if replyToId else None
 
@@ -232,7 +229,7 @@ async def create_document(
     **_: Any,
 ) -> Any:
     ctx: Context = info.context
-    ctx.who.require(Permission.WRITE)
+    _require_write(ctx)
     fact_sheet_id = parse_id(factSheetId, "factSheetId")
 
     async def work() -> Any:
