@@ -180,7 +180,9 @@ def test_loaders_are_one_statement_each(server, tenant) -> None:
     event.listen(engine, "before_cursor_execute", count)
     try:
         who = _who(server, tenant)
-        relations = server.run(lambda s: queries.relations_of(s, who.account_id, ids))
+        model = server.run(lambda s: metamodel.load_model(s, who.account_id))
+        statements.clear()
+        relations = server.run(lambda s: queries.relations_of(s, who.account_id, ids, None, model))
         tags = server.run(lambda s: queries.tags_of(s, who.account_id, ids))
     finally:
         event.remove(engine, "before_cursor_execute", count)
@@ -248,3 +250,98 @@ def test_purge_after_retention(server, tenant) -> None:
 
     assert [e.subject_id for e in server.run(deleted)] == [str(fs.id)]
     assert uuid.UUID(str(fs.id))
+
+
+def test_facet_counts(server, tenant) -> None:
+    tagged = Patch("add", "/tags", json.dumps([{"tagName": "facet-tag"}]))
+    crit = Patch("add", "/businessCriticality", "businessCritical")
+    _create(server, tenant, "Application", "Facet A", tagged, crit)
+    _create(server, tenant, "Application", "Facet B", crit)
+    _create(server, tenant, "ITComponent", "Facet C", tagged)
+    who = _who(server, tenant)
+
+    async def counts(session):
+        model = await metamodel.load_model(session, who.account_id)
+        types = FacetFilter("FactSheetTypes", "OR", ["Application"])
+        found = await queries.facets(
+            session, who.account_id, model, facet_filters=[types], full_text="facet ",
+            keys=["FactSheetTypes", "businessCriticality", "Tags"],
+        )  # fmt: skip
+        return {f.facet_key: {r.name: r.count for r in f.results} for f in found}
+
+    facets = server.run(counts)
+    assert facets["FactSheetTypes"] == {"Application": 2, "ITComponent": 1}  # own filter ignored
+    assert facets["businessCriticality"]["businessCritical"] == 2
+    assert facets["businessCriticality"]["__missing__"] == 0
+    assert facets["Tags"]["facet-tag"] == 1
+
+
+def test_subscriptions_comments_documents(server, tenant) -> None:
+    fs = _create(server, tenant, "Application", "Collab")
+
+    def collab(s, who, m):
+        async def go():
+            sub = await service.create_subscription(
+                s, who, fs.id, user_id=who.user_uuid, type="RESPONSIBLE", roles=["Owner"]
+            )
+            note = await service.create_comment(s, who, fs.id, "Looks good")
+            reply = await service.create_comment(s, who, fs.id, "Thanks", reply_to=note.id)
+            doc = await service.create_document(s, who, fs.id, "Wiki", "https://wiki.example/crm")
+            return sub.id, reply.reply_to_id == note.id, doc.id
+
+        return go()
+
+    sub_id, threaded, doc_id = _do(server, tenant, collab)
+    assert threaded
+    who = _who(server, tenant)
+    subs = server.run(lambda s: queries.subscriptions_of(s, who.account_id, [fs.id]))
+    assert [(x.type, u.email) for x, u in subs[fs.id]] == [("RESPONSIBLE", tenant.email)]
+    with pytest.raises(Exception, match="subscribed already"):
+        _do(
+            server,
+            tenant,
+            lambda s, w, m: service.create_subscription(
+                s, w, fs.id, email=tenant.email, type="OBSERVER"
+            ),
+        )
+    _do(server, tenant, lambda s, w, m: service.delete_subscription(s, w, sub_id))
+    _do(server, tenant, lambda s, w, m: service.delete_document(s, w, doc_id))
+    comments = server.run(lambda s: queries.comments_of(s, who.account_id, [fs.id]))
+    assert [c.message for c in comments[fs.id]] == ["Looks good", "Thanks"]
+
+    async def types(session):
+        query = select(Event.type).where(
+            Event.account_id == tenant.slug, Event.subject_id == str(fs.id)
+        )
+        return list((await session.execute(query.order_by(Event.seq))).scalars())
+
+    assert server.run(types) == [
+        "FACT_SHEET_CREATED",
+        "SUBSCRIPTION_CREATED",
+        "COMMENT_CREATED",
+        "COMMENT_REPLY_ADDED",
+        "DOCUMENT_CREATED",
+        "SUBSCRIPTION_DELETED",
+        "DOCUMENT_DELETED",
+    ]
+    assert _reload(server, fs.id).rev == 1
+
+
+def test_validate_only_create_and_delete_tag(server, tenant) -> None:
+    dry = _do(
+        server,
+        tenant,
+        lambda s, w, m: service.create_fact_sheet(
+            s, w, m, "Application", "Never", [Patch("add", "/alias", "n")], validate_only=True
+        ),
+    )
+    assert dry.name == "Never" and dry.fields == {"alias": "n"}
+    assert _reload(server, dry.id) is None
+    tagged = _create(
+        server, tenant, "Application", "Tag holder", Patch("add", "/tags", '[{"tagName": "temp"}]')
+    )
+    who = _who(server, tenant)
+    held = server.run(lambda s: queries.tags_of(s, who.account_id, [tagged.id]))
+    tag_id = held[tagged.id][0][0].id
+    _do(server, tenant, lambda s, w, m: service.delete_tag(s, w, tag_id))
+    assert server.run(lambda s: queries.tags_of(s, who.account_id, [tagged.id])) == {}

@@ -9,7 +9,7 @@ from fastapi_offline import FastAPIOffline
 
 from landmark.api import errors
 from landmark.api.graphql.router import router as graphql_router
-from landmark.api.leanix import mtm
+from landmark.api.leanix import mtm, pathfinder
 from landmark.api.platform import health, identity, oauth, upsolver
 from landmark.api.xurrent import links as xurrent_links
 from landmark.api.xurrent import misc as xurrent_misc
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upsolver.router,
         mtm.router,
         graphql_router,
+        pathfinder.router,
         xurrent_misc.router,
         xurrent_links.router,
         xurrent_resources.router,

@@ -546,12 +546,17 @@ async def relations_of(
 ) -> dict[uuid.UUID, list[RelationView]]:
     """The relations of each fact sheet, both directions, with the far end loaded.
 
-    `names` (side names such as relITComponentToApplication, needs `model`) narrows them.
+    `names` (side names such as relITComponentToApplication) narrows them. Pass the `model`
+    when you have it; else it is loaded (cached) to name each side.
     """
     ids = list(set(ids))
     out: dict[uuid.UUID, list[RelationView]] = defaultdict(list)
     if not ids:
         return out
+    if model is None:  # cached per (account, version): one cheap statement
+        from landmark.eam.metamodel import load_model
+
+        model = await load_model(session, account_id)
     wanted = _side_names(model, names)
     other = aliased(FactSheet)
     query = (
@@ -676,4 +681,32 @@ async def relations_of_side(
     for relation, target in (await session.execute(query)).all():
         mine = relation.from_id if side.forward else relation.to_id
         out[mine].append(RelationView(relation, side.name, mine, target))
+    return out
+
+
+# ---- single reads --------------------------------------------------------------------------
+
+
+def select_fact_sheet(account_id: str, fact_sheet_id: uuid.UUID) -> Select[FactSheet]:
+    return select(FactSheet).where(
+        FactSheet.account_id == account_id, FactSheet.id == fact_sheet_id
+    )
+
+
+async def subtree(session: AsyncSession, account_id: str, root: FactSheet) -> list[FactSheet]:
+    """`root` and its active descendants, level by level (one statement per level)."""
+    out, frontier = [root], [root.id]
+    while frontier:
+        query = (
+            select(FactSheet)
+            .where(
+                FactSheet.account_id == account_id,
+                FactSheet.parent_id.in_(frontier),
+                FactSheet.status == ACTIVE,
+            )
+            .order_by(FactSheet.name, FactSheet.id)
+        )
+        children = list((await session.execute(query)).scalars())
+        out += children
+        frontier = [c.id for c in children]
     return out
