@@ -217,6 +217,11 @@ def test_facet_filters(client, tenant) -> None:
         client, auth, "Application", "None", patch("add", "/technicalSuitability", "inappropriate")
     )
     key = "relApplicationToITComponent"
+    nested = """{ allFactSheets(filter: {fullTextSearch: "Both"}) { edges { node {
+        ... on Application { relApplicationToITComponent(first: 1) {
+          totalCount pageInfo { hasNextPage } edges { node { id } } } } } } } }"""
+    rels = ok(client, auth, nested)["allFactSheets"]["edges"][0]["node"][key]
+    assert rels["totalCount"] == 2 and len(rels["edges"]) == 1 and rels["pageInfo"]["hasNextPage"]
     assert names(client, auth, facet("FactSheetTypes", ["ITComponent"])) == ["Linux", "Windows"]
     assert names(client, auth, facet(key, [itc["id"]])) == ["Both", "LinuxOnly"]
     assert names(client, auth, facet(key, [itc["id"], other["id"]], "AND")) == ["Both"]

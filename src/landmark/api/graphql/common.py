@@ -100,6 +100,15 @@ def connection(
     )
 
 
+def first_of(rows: list[Any], first: int | None) -> dict[str, Any]:
+    """A nested connection (relations, subscriptions, ...): its first `first` rows, the total of
+    all. Nested connections page forward with `first` only; `after` is not supported there."""
+    from landmark.api.graphql.limits import check_first
+
+    size = check_first(first)
+    return as_connection(rows[:size], len(rows), None, len(rows) > size)
+
+
 def as_connection(
     rows: list[Any], total: int | None = None, end_cursor: str | None = None, more: bool = False
 ) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from landmark.api.graphql import loaders
 from landmark.api.graphql.common import (
     PAGE_ARGS,
     User,
-    as_connection,
     connection,
     field,
+    first_of,
 )
 
 
@@ -38,8 +38,10 @@ async def _user(row: Any, info: GraphQLResolveInfo) -> Any:
     return await loaders.user_of(_ctx(info), row)
 
 
-async def _group_tags(group: Any, info: GraphQLResolveInfo, **_: Any) -> Any:
-    return as_connection(await loaders.tags_in_group(_ctx(info), group.id))
+async def _group_tags(
+    group: Any, info: GraphQLResolveInfo, first: int | None = None, **_: Any
+) -> Any:
+    return first_of(await loaders.tags_in_group(_ctx(info), group.id), first)
 
 
 def _tag_group_fields() -> dict[str, GraphQLField]:

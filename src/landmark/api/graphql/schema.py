@@ -43,10 +43,10 @@ from landmark.api.graphql.common import (
     Patch,
     Sorting,
     TagQueryFilters,
-    as_connection,
     connection,
     enum,
     field,
+    first_of,
     plain,
 )
 from landmark.eam.metamodel import FieldDef, MetaModel, RelationSide
@@ -76,8 +76,8 @@ async def _tags(fs: Any, info: GraphQLResolveInfo) -> Any:
 
 
 def _listed(load: Callable[..., Any]) -> Resolver:
-    async def resolve(fs: Any, info: GraphQLResolveInfo, **_: Any) -> Any:
-        return as_connection(await load(info.context, fs.id))
+    async def resolve(fs: Any, info: GraphQLResolveInfo, first: int | None = None, **_: Any) -> Any:
+        return first_of(await load(info.context, fs.id), first)
 
     return resolve
 
@@ -180,8 +180,10 @@ class Builder:
         conn = self.relation_types.get(type_name + "Connection") or connection(node)
         self.relation_types[type_name + "Connection"] = conn
 
-        async def resolve(fs: Any, info: GraphQLResolveInfo, **_: Any) -> Any:
-            return as_connection(await loaders.relations(info.context, fs.id, side))
+        async def resolve(
+            fs: Any, info: GraphQLResolveInfo, first: int | None = None, **_: Any
+        ) -> Any:
+            return first_of(await loaders.relations(info.context, fs.id, side), first)
 
         return GraphQLField(conn, args=PAGE_ARGS, resolve=resolve)
 
