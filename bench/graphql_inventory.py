@@ -16,7 +16,7 @@ spread over the Applications. The statement count is measured in-process (a list
 engine of an app made by create_app); timings go over HTTP to the served workers.
 
 Run: .venv/bin/python bench/graphql_inventory.py [--rows N] [--relations N] [--repeat 30]
-     [--duration 10] [--connections 32]
+     [--duration 10] [--connections 8]
 """
 
 import argparse
@@ -298,5 +298,5 @@ if __name__ == "__main__":
     parser.add_argument("--relations", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=8)
     main(parser.parse_args())
