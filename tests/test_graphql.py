@@ -561,6 +561,21 @@ def test_errors_are_graphql_errors(client, tenant) -> None:
         and bad_body.json()["errors"][0]["extensions"]["errorType"] == "BAD_REQUEST"
     )
     assert client.post(URL, json={"query": "{ allTags { totalCount } }"}).status_code == 401
+    facet_key = failed(
+        client,
+        tenant.auth,
+        '{ allFactSheets(filter: {facetFilters: [{facetKey: "nope"}]}) { totalCount } }',
+    )
+    assert facet_key["extensions"]["errorType"] == "BAD_REQUEST" and "nope" in facet_key["message"]
+    cursor = failed(client, tenant.auth, '{ allFactSheets(after: "%%%") { totalCount } }')
+    assert "cursor" in cursor["message"]
+    typed = failed(
+        client,
+        tenant.auth,
+        "query($n: Int) { allFactSheets(first: $n) { totalCount } }",
+        {"n": "x"},
+    )  # noqa: E501
+    assert typed["extensions"]["errorType"] == "GRAPHQL_VALIDATION"
     viewer = tenant.add_user(client, "viewer")
     denied = failed(client, viewer["auth"], 'mutation { createTag(name: "x") { id } }')
     assert denied["extensions"]["errorType"] == "ACCESS_DENIED"

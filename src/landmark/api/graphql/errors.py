@@ -78,11 +78,11 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         out["extensions"] = _extensions(original)
         if isinstance(original, DomainError) and original.errors and len(original.errors) > 1:
             out["extensions"]["errors"] = [{"path": f, "message": m} for f, m in original.errors]
-    elif original is not None:
+    elif original is not None and not isinstance(original, GraphQLError):
         log.error("GraphQL resolver failed", exc_info=original)
         out["message"] = "Internal server error"
         out["extensions"] = {"errorType": "INTERNAL_ERROR"}
-    else:
+    else:  # syntax, schema validation, variables that do not fit their types
         out["extensions"] = {"errorType": "GRAPHQL_VALIDATION", **(error.extensions or {})}
     return out
 

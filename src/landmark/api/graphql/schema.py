@@ -7,6 +7,7 @@
 - lifecycle, external id and location fields are objects (`Lifecycle`, `ExternalId`, `Location`).
 """
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -388,15 +389,20 @@ def _edge(node: Any, name: str) -> GraphQLObjectType:
     )
 
 
-_cache: dict[tuple[str, int], GraphQLSchema] = {}
+_cache: OrderedDict[tuple[str, int], GraphQLSchema] = OrderedDict()
+CACHE_SIZE = 256  # workspaces whose schema stays built (least recently used go first)
 
 
 def schema_for(account_id: str, model: MetaModel) -> GraphQLSchema:
     """The workspace's schema, built once per (account, model version)."""
     key = (account_id, model.version)
     found = _cache.get(key)
-    if found is None:
-        for old in [k for k in _cache if k[0] == account_id]:
-            del _cache[old]
-        found = _cache[key] = Builder(model).build()
+    if found is not None:
+        _cache.move_to_end(key)
+        return found
+    for old in [k for k in _cache if k[0] == account_id]:
+        del _cache[old]
+    found = _cache[key] = Builder(model).build()
+    while len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
     return found
