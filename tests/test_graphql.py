@@ -726,3 +726,22 @@ def test_statement_count_does_not_grow_with_the_page(client, tenant, server) -> 
     large = _statements(server, client, auth, query % 50)
     assert small == large, (small, large)
     assert small <= 10
+
+
+def test_aliased_updates_each_read_their_result(client, tenant) -> None:
+    auth = tenant.auth
+    itc = create(client, auth, "ITComponent", "Disk")
+    rel = patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": itc["id"]})
+    a = create(client, auth, "Application", "A", patch("add", "/tags", [{"tagName": "x"}]))
+    b = create(client, auth, "Application", "B", rel)
+    query = """mutation($a: ID!, $b: ID!, $p: [Patch]!) {
+      u1: updateFactSheet(id: $a, patches: $p) { factSheet { rev tags { name } } }
+      u2: updateFactSheet(id: $b, patches: $p) { factSheet { rev ... on Application {
+        relApplicationToITComponent { edges { node {
+          factSheet { name tags { name } } } } } } } } }"""
+    data = ok(
+        client, auth, query, {"a": a["id"], "b": b["id"], "p": [patch("replace", "/alias", "y")]}
+    )
+    assert data["u1"]["factSheet"] == {"rev": 2, "tags": [{"name": "x"}]}
+    edges = data["u2"]["factSheet"]["relApplicationToITComponent"]["edges"]
+    assert edges[0]["node"]["factSheet"] == {"name": "Disk", "tags": []}

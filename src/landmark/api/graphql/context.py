@@ -27,10 +27,13 @@ Batch = Callable[[list[Any]], Awaitable[dict[Any, Any]]]
 class Loader:
     """Values by key, loaded for every pending key at once on the first miss."""
 
-    def __init__(self, lock: asyncio.Lock, batch: Batch, default: Callable[[], Any]) -> None:
+    def __init__(
+        self, lock: asyncio.Lock, batch: Batch, default: Callable[[], Any], per_fact_sheet: bool
+    ) -> None:
         self.lock = lock
         self.batch = batch
         self.default = default
+        self.per_fact_sheet = per_fact_sheet  # keyed by fact sheet id: expects every one seen
         self.values: dict[Any, Any] = {}
         self.pending: dict[Any, None] = {}  # insertion-ordered set
 
@@ -61,7 +64,6 @@ class Context:
     model: Any  # landmark.eam.metamodel.MetaModel
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: dict[str, Loader] = field(default_factory=dict)
-    fact_sheet_keys: list[str] = field(default_factory=list)  # loaders keyed by fact sheet id
 
     @property
     def account_id(self) -> str:
@@ -82,9 +84,8 @@ class Context:
         """The request's loader called `name`, made on first use."""
         found = self.loaders.get(name)
         if found is None:
-            found = self.loaders[name] = Loader(self.lock, batch, default)
+            found = self.loaders[name] = Loader(self.lock, batch, default, per_fact_sheet)
             if per_fact_sheet:
-                self.fact_sheet_keys.append(name)
                 found.expect(self._seen_fact_sheets())
         return found
 
@@ -99,8 +100,9 @@ class Context:
         for fs in rows:
             sheets.values[fs.id] = fs
         ids = [fs.id for fs in rows]
-        for name in self.fact_sheet_keys:
-            self.loaders[name].expect(ids)
+        for loader in self.loaders.values():
+            if loader.per_fact_sheet:
+                loader.expect(ids)
         return rows
 
     def fact_sheet_loader(self) -> Loader:

@@ -3,12 +3,12 @@
 Their resolvers reach the database only through the request's batch loaders (context.py).
 """
 
+import json
 from typing import Any
 
 from graphql import (
     GraphQLBoolean,
     GraphQLField,
-    GraphQLFloat,
     GraphQLID,
     GraphQLList,
     GraphQLObjectType,
@@ -19,6 +19,7 @@ from graphql import (
 from landmark.api.graphql import loaders
 from landmark.api.graphql.common import (
     PAGE_ARGS,
+    Long,
     User,
     connection,
     field,
@@ -148,7 +149,7 @@ LogEvent = GraphQLObjectType(
         "message": GraphQLField(GraphQLString, resolve=lambda e, _i: (e.data or {}).get("comment")),
         "oldValue": GraphQLField(GraphQLString, resolve=lambda e, _i: _text(e, "old")),
         "newValue": GraphQLField(GraphQLString, resolve=lambda e, _i: _text(e, "new")),
-        "transactionSequenceNumber": field(GraphQLFloat, "seq"),
+        "transactionSequenceNumber": field(Long, "seq"),
         "createdAt": field(GraphQLString, "created_at"),
         "user": GraphQLField(User, resolve=_user),
     },
@@ -157,8 +158,6 @@ LogEventConnection = connection(LogEvent)
 
 
 def _text(event: Any, key: str) -> str | None:
-    import json
-
     value = (event.data or {}).get(key)
     if value is None or isinstance(value, str):
         return value
