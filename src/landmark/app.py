@@ -9,6 +9,7 @@ from fastapi_offline import FastAPIOffline
 
 from landmark.api import errors
 from landmark.api.deps import document_sign_in
+from landmark.api.graphql.router import router as graphql_router
 from landmark.api.leanix import mtm, pathfinder
 from landmark.api.platform import health, identity, oauth, upsolver
 from landmark.api.xurrent import imports as xurrent_imports
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity.router,
         upsolver.router,
         mtm.router,
+        graphql_router,
     )
     for router in routers:
         app.include_router(router)

@@ -658,6 +658,32 @@ async def _by_fact_sheet(
     return out
 
 
+async def relations_of_side(
+    session: AsyncSession, account_id: str, ids: Iterable[uuid.UUID], side: RelationSide
+) -> dict[uuid.UUID, list[RelationView]]:
+    """The active relations of one side (e.g. relApplicationToITComponent from Applications) of
+    each fact sheet, far ends loaded: one statement on the (account, from|to, type) index."""
+    ids = list(set(ids))
+    out: dict[uuid.UUID, list[RelationView]] = defaultdict(list)
+    if not ids:
+        return out
+    near, far = (
+        (Relation.from_id, Relation.to_id) if side.forward else (Relation.to_id, Relation.from_id)
+    )
+    other = aliased(FactSheet)
+    query = (
+        select(Relation, other)
+        .join(other, and_(other.id == far, other.account_id == account_id))
+        .where(Relation.account_id == account_id, near.in_(ids))
+        .where(Relation.type == side.definition.name, Relation.status == ACTIVE)
+        .order_by(Relation.created_at, Relation.id)
+    )
+    for relation, target in (await session.execute(query)).all():
+        mine = relation.from_id if side.forward else relation.to_id
+        out[mine].append(RelationView(relation, side.name, mine, target))
+    return out
+
+
 # ---- single reads --------------------------------------------------------------------------
 
 

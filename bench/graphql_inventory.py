@@ -1,0 +1,302 @@
+"""The LeanIX GraphQL API on a large inventory: a filtered page with relations and tags, and
+updateFactSheet throughput.
+
+Figures (issue 4), on PostgreSQL with 200,000 fact sheets and 1,000,000 relations:
+- `allFactSheets(first: 100)` with a type facet, a tag facet and full-text search, returning each
+  node's relations and tags: median under 50 ms, statement count constant in the page size;
+- `updateFactSheet` with 5 patches: 500 per second or more with `landmark serve --workers 2`.
+
+Starts `landmark serve --workers 2` on a free port over LANDMARK_DATABASE_URL (e.g.
+postgresql://postgres@127.0.0.1:5432/landmark_bench; the database must exist) or, when unset, a
+fresh SQLite file with fewer rows (--rows and --relations override). `landmark init --json` makes
+an account; the inventory is then written straight into the tables by set-based SQL (INSERT ...
+SELECT over a generated series): half Applications, half ITComponents, names with one of five
+words, 20 tags (one per fact sheet), and `--relations` relApplicationToITComponent relations
+spread over the Applications. The statement count is measured in-process (a listener on the
+engine of an app made by create_app); timings go over HTTP to the served workers.
+
+Run: .venv/bin/python bench/graphql_inventory.py [--rows N] [--relations N] [--repeat 30]
+     [--duration 10] [--connections 8]
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from me_throughput import free_port, landmark_env, stop, wait_ready  # noqa: E402
+
+from landmark.core.db import create_engine  # noqa: E402
+
+LANDMARK = str(Path(sys.executable).parent / "landmark")
+URL = "/services/pathfinder/v1/graphql"
+TAGS = 20
+PAGE = """query($first: Int!, $tag: String!) {
+  allFactSheets(first: $first, filter: {fullTextSearch: "billing", facetFilters: [
+      {facetKey: "FactSheetTypes", operator: OR, keys: ["Application"]},
+      {facetKey: "Tags", operator: OR, keys: [$tag]}]}) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { id name type tags { id name }
+      ... on Application { relApplicationToITComponent { totalCount edges { node {
+        id activeFrom factSheet { id name type } } } } } } } } }"""
+UPDATE = """mutation($id: ID!, $patches: [Patch]!) {
+  updateFactSheet(id: $id, patches: $patches) { factSheet { id rev } } }"""
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+class Dialect:
+    """The SQL pieces that differ: a series 1..n, a UUID from (kind, number), literals."""
+
+    def __init__(self, name: str) -> None:
+        self.postgres = name == "postgresql"
+        if self.postgres:
+            self.series = "SELECT i FROM generate_series(1::bigint, :n) AS g(i)"
+            self.json, self.now = "'{}'::jsonb", "now()"
+            self.word = "(ARRAY['payments','billing','crm','logistics','hr'])[s.i % 5 + 1]"
+        else:
+            self.series = (
+                "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < :n)"
+                " SELECT i FROM g"
+            )
+            self.json, self.now = "'{}'", "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+            self.word = (
+                "CASE s.i % 5 WHEN 0 THEN 'payments' WHEN 1 THEN 'billing' WHEN 2 THEN 'crm'"
+                " WHEN 3 THEN 'logistics' ELSE 'hr' END"
+            )
+
+    def uuid(self, kind: int, number: str) -> str:
+        if self.postgres:
+            return f"(lpad(to_hex({kind}), 8, '0') || lpad(to_hex({number}), 24, '0'))::uuid"
+        return f"printf('%08x%024x', {kind}, {number})"  # SQLAlchemy's Uuid on SQLite: 32 hex
+
+
+def fact_sheet_id(kind: int, number: int) -> str:
+    """Kind 1: Application n, 2: ITComponent n, 3: tag n (as the SQL makes them)."""
+    return str(uuid.UUID(f"{kind:08x}{number:024x}"))
+
+
+def _statements(d: Dialect) -> list[tuple[str, str]]:
+    """(statement, what it writes); parameters :account, :half, :n (per statement)."""
+    rows = f"FROM ({d.series}) AS s"
+    fact_sheets = [
+        (
+            "INSERT INTO eam_fact_sheets (id, account_id, type, name, display_name, full_name,"
+            " status, level, rev, completion, fields, phase_dates, created_at, updated_at)"
+            f" SELECT {d.uuid(kind, 's.i')}, :account, '{type_name}', name, name, name,"
+            f" 'ACTIVE', 1, 1, 0, {d.json}, {d.json}, {d.now}, {d.now}"
+            f" FROM (SELECT s.i, '{prefix} ' || s.i || ' ' || {d.word} AS name {rows}) AS s",
+            "half",
+        )
+        for kind, type_name, prefix in ((1, "Application", "App"), (2, "ITComponent", "Server"))
+    ]
+    tags = (
+        "INSERT INTO eam_tags (id, account_id, name, status)"
+        f" SELECT {d.uuid(3, 's.i')}, :account, 'tag-' || s.i, 'ACTIVE' {rows}",
+        "tags",
+    )
+    tagged = (
+        "INSERT INTO eam_fact_sheet_tags (account_id, fact_sheet_id, tag_id)"
+        f" SELECT :account, {d.uuid(1, 's.i')}, {d.uuid(3, f'(s.i % {TAGS} + 1)')} {rows}",
+        "half",
+    )
+    # Relation r: Application (r % half + 1) -> ITComponent ((r * 7919) % half + 1).
+    relations = (
+        "INSERT INTO eam_relations (id, account_id, type, from_id, to_id, active_from, fields,"
+        " status, created_at, updated_at)"
+        f" SELECT {d.uuid(4, 's.i')}, :account, 'relApplicationToITComponent',"
+        f" {d.uuid(1, '(s.i % :half + 1)')}, {d.uuid(2, '((s.i * 7919) % :half + 1)')},"
+        f" '2024-01-01', {d.json}, 'ACTIVE', {d.now}, {d.now} {rows}",
+        "relations",
+    )
+    return [*fact_sheets, tags, tagged, relations]
+
+
+async def generate(url: str, account: str, rows: int, relations: int) -> None:
+    """The inventory, written by set-based SQL straight into the tables."""
+    engine = create_engine(url)
+    dialect = Dialect(engine.dialect.name)
+    sizes = {"half": rows // 2, "tags": TAGS, "relations": relations}
+    async with engine.begin() as connection:
+        for statement, size in _statements(dialect):
+            params = {"account": account, "half": rows // 2, "n": sizes[size]}
+            await connection.execute(text(statement), params)
+        if dialect.postgres:
+            for table in ("eam_fact_sheets", "eam_relations", "eam_fact_sheet_tags", "eam_tags"):
+                await connection.execute(text(f"ANALYZE {table}"))
+    await engine.dispose()
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+async def statement_count(env: dict[str, str], token: str, first: int) -> int:
+    """Statements of one page request, in-process (the served workers are other processes)."""
+    from landmark.app import create_app
+    from landmark.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        database_url=env["LANDMARK_DATABASE_URL"],
+        worker_in_process=False,
+        rate_limit=10**9,
+    )  # type: ignore[call-arg]
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        seen: list[str] = []
+        engine = app.state.engine.sync_engine
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            variables = {"first": first, "tag": fact_sheet_id(3, 1)}
+            body = {"query": PAGE, "variables": variables}
+            headers = {"Authorization": f"Bearer {token}"}
+            (await http.post(URL, json=body, headers=headers)).raise_for_status()  # warm
+            listener = lambda *args: seen.append(args[2])  # noqa: E731
+            event.listen(engine, "before_cursor_execute", listener)
+            answer = (await http.post(URL, json=body, headers=headers)).json()
+            event.remove(engine, "before_cursor_execute", listener)
+    assert answer["errors"] is None, answer["errors"]
+    return len(seen)
+
+
+def page_median(base: str, token: str, repeat: int) -> tuple[float, dict[str, Any]]:
+    variables = {"first": 100, "tag": fact_sheet_id(3, 2)}
+    times, answer = [], {}
+    with httpx.Client(
+        base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        for i in range(repeat + 3):
+            start = time.perf_counter()
+            answer = http.post(URL, json={"query": PAGE, "variables": variables}).json()
+            if i >= 3:  # the first requests warm each worker
+                times.append((time.perf_counter() - start) * 1000)
+    assert answer["errors"] is None, answer["errors"]
+    return statistics.median(times), answer["data"]["allFactSheets"]
+
+
+# --- updates --------------------------------------------------------------------------------------
+
+
+def five_patches(n: int) -> list[dict[str, str]]:
+    return [
+        {"op": "replace", "path": "/description", "value": f"Bench update {n}"},
+        {"op": "replace", "path": "/alias", "value": f"alias-{n}"},
+        {
+            "op": "replace",
+            "path": "/businessCriticality",
+            "value": random.choice(["businessCritical", "missionCritical"]),
+        },
+        {
+            "op": "replace",
+            "path": "/functionalSuitability",
+            "value": random.choice(["appropriate", "perfect"]),
+        },
+        {
+            "op": "replace",
+            "path": "/technicalSuitability",
+            "value": random.choice(["adequate", "fullyAppropriate"]),
+        },
+    ]
+
+
+async def update_throughput(
+    base: str, token: str, half: int, duration: float, connections: int
+) -> tuple[float, int, int]:
+    done, failed = 0, 0
+    until = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def client(http: httpx.AsyncClient, worker: int) -> None:
+        nonlocal done, failed
+        n = 0
+        while time.perf_counter() < until:
+            n += 1
+            target = fact_sheet_id(1, (worker * 100_003 + n * 7) % half + 1)  # spread the rows
+            variables = {"id": target, "patches": five_patches(n)}
+            response = await http.post(URL, json={"query": UPDATE, "variables": variables})
+            ok = response.status_code == 200 and response.json()["errors"] is None
+            done, failed = (done + 1, failed) if ok else (done, failed + 1)
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http, w) for w in range(connections)))
+        elapsed = time.perf_counter() - start
+    return done / elapsed, done, failed
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def init(env: dict[str, str], tmp: str) -> tuple[str, str]:
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    args = f"init --account {slug} --name Bench --admin-email admin@{slug}.example"
+    args += " --admin-password bench-password-123 --json"
+    out = subprocess.run(
+        [LANDMARK, *args.split()], env=env, cwd=tmp, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise RuntimeError(f"landmark init failed: {out.stderr}")
+    return slug, json.loads(out.stdout.strip().splitlines()[-1])["api_token"]
+
+
+def main(arguments: argparse.Namespace) -> None:
+    tmp = tempfile.mkdtemp()
+    env = landmark_env(tmp, "WARNING")
+    env["LANDMARK_DATABASE_URL"] = env["LANDMARK_DATABASE_URL"].replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+    postgres = env["LANDMARK_DATABASE_URL"].startswith("postgresql")
+    rows = arguments.rows or (200_000 if postgres else 20_000)
+    relations = arguments.relations or (1_000_000 if postgres else 100_000)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [LANDMARK, "serve", "--workers", "2", "--port", str(port)], env=env, cwd=tmp
+    )
+    try:
+        wait_ready(base, server)
+        account, token = init(env, tmp)
+        start = time.perf_counter()
+        asyncio.run(generate(env["LANDMARK_DATABASE_URL"], account, rows, relations))
+        kind = "postgresql" if postgres else "sqlite"
+        took = time.perf_counter() - start
+        print(f"{kind}: {rows:,} fact sheets, {relations:,} relations written in {took:.1f} s")
+        counts = [asyncio.run(statement_count(env, token, first)) for first in (10, 100)]
+        median, page = page_median(base, token, arguments.repeat)
+        print("allFactSheets(first: 100), type + tag facets + full text, relations and tags:")
+        print(
+            f"  median {median:.1f} ms over HTTP (target < 50 ms); {page['totalCount']:,} matches,"
+            f" {len(page['edges'])} on the page"
+        )
+        print(f"  SQL statements: {counts[0]} for first: 10, {counts[1]} for first: 100")
+        rate, done, failed = asyncio.run(
+            update_throughput(base, token, rows // 2, arguments.duration, arguments.connections)
+        )
+        print(f"updateFactSheet, 5 patches, --workers 2, {arguments.connections} connections:")
+        print(f"  {rate:.0f} per second (target >= 500); {done:,} done, {failed:,} failed")
+    finally:
+        stop(server)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=0)
+    parser.add_argument("--relations", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=8)
+    main(parser.parse_args())

@@ -1,0 +1,147 @@
+"""What every resolver of one request sees, and the batch loaders that prevent N+1 queries.
+
+Batching is by *lookahead*, not by timing: every fact sheet a request materialises (a page of
+`allFactSheets`, the targets of relations, ...) is remembered, and the first time a resolver asks
+for, say, the tags of one of them, the tags of all remembered fact sheets not loaded yet are read
+in one statement. The number of statements therefore depends on the shape of the query, never on
+the number of fact sheets it returns. One lock serialises the request's statements: an
+AsyncSession runs one at a time.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from landmark.identity.authn import Principal
+from landmark.identity.models import User
+
+Batch = Callable[[list[Any]], Awaitable[dict[Any, Any]]]
+
+
+class Loader:
+    """Values by key, loaded for every pending key at once on the first miss."""
+
+    def __init__(
+        self, lock: asyncio.Lock, batch: Batch, default: Callable[[], Any], per_fact_sheet: bool
+    ) -> None:
+        self.lock = lock
+        self.batch = batch
+        self.default = default
+        self.per_fact_sheet = per_fact_sheet  # keyed by fact sheet id: expects every one seen
+        self.values: dict[Any, Any] = {}
+        self.pending: dict[Any, None] = {}  # insertion-ordered set
+
+    def expect(self, keys: Iterable[Any]) -> None:
+        for key in keys:
+            if key not in self.values:
+                self.pending[key] = None
+
+    async def load(self, key: Any) -> Any:
+        if key not in self.values:
+            self.pending[key] = None
+            async with self.lock:
+                if key not in self.values:  # another resolver may have loaded it meanwhile
+                    keys = list(self.pending)
+                    self.pending.clear()
+                    found = await self.batch(keys)
+                    for k in keys:
+                        self.values[k] = found.get(k, self.default())
+        return self.values[key]
+
+
+@dataclass
+class Context:
+    """One GraphQL request: who asks, in which session, with which meta model."""
+
+    session: AsyncSession
+    who: Principal
+    model: Any  # landmark.eam.metamodel.MetaModel
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loaders: dict[str, Loader] = field(default_factory=dict)
+
+    @property
+    def account_id(self) -> str:
+        return self.who.account_id
+
+    async def run(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run statements outside the loaders, one at a time with theirs."""
+        async with self.lock:
+            return await work()
+
+    def loader(
+        self,
+        name: str,
+        batch: Batch,
+        default: Callable[[], Any] = list,
+        per_fact_sheet: bool = True,
+    ) -> Loader:
+        """The request's loader called `name`, made on first use."""
+        found = self.loaders.get(name)
+        if found is None:
+            found = self.loaders[name] = Loader(self.lock, batch, default, per_fact_sheet)
+            if per_fact_sheet:
+                found.expect(self._seen_fact_sheets())
+        return found
+
+    def _seen_fact_sheets(self) -> Iterable[UUID]:
+        sheets = self.loaders.get("fact_sheet")
+        return sheets.values.keys() if sheets else ()
+
+    def seen(self, fact_sheets: Iterable[Any]) -> list[Any]:
+        """Remember fact sheets the response will show, so that their details load together."""
+        rows = [fs for fs in fact_sheets if fs is not None]
+        sheets = self.fact_sheet_loader()
+        for fs in rows:
+            sheets.values[fs.id] = fs
+        ids = [fs.id for fs in rows]
+        for loader in self.loaders.values():
+            if loader.per_fact_sheet:
+                loader.expect(ids)
+        return rows
+
+    def fact_sheet_loader(self) -> Loader:
+        from landmark.eam import queries
+
+        async def batch(ids: list[UUID]) -> dict[UUID, Any]:
+            rows = await queries.fact_sheets_by_ids(self.session, self.account_id, ids)
+            found = rows.values() if isinstance(rows, dict) else rows
+            return {fs.id: fs for fs in found}
+
+        return self.loader("fact_sheet", batch, lambda: None, per_fact_sheet=False)
+
+    async def fact_sheet(self, fact_sheet_id: UUID) -> Any:
+        """One fact sheet (loaded with every other one asked for meanwhile)."""
+        found = await self.fact_sheet_loader().load(fact_sheet_id)
+        if found is not None:
+            self.seen([found])
+        return found
+
+    def _users(self) -> Loader:
+        async def batch(ids: list[int]) -> dict[int, User]:
+            rows = await self.session.scalars(select(User).where(User.id.in_(ids)))
+            return {u.id: u for u in rows}
+
+        return self.loader("user", batch, lambda: None, per_fact_sheet=False)
+
+    def expect_users(self, user_ids: Iterable[int]) -> None:
+        """Users the response will show (of subscriptions, comments): loaded together."""
+        self._users().expect(user_ids)
+
+    async def user(self, user_id: int | None) -> User | None:
+        if user_id is None:
+            return None
+        return await self._users().load(user_id)  # type: ignore[no-any-return]
+
+
+def group(rows: Iterable[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any]]:
+    """Rows grouped by `key`, in their order."""
+    out: dict[Any, list[Any]] = defaultdict(list)
+    for row in rows:
+        out[key(row)].append(row)
+    return out

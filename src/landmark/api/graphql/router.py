@@ -1,0 +1,165 @@
+"""The GraphQL endpoints: `POST /services/pathfinder/v1/graphql` and `POST /graphql`.
+
+`{query, variables, operationName}` → `{data, errors}`, always HTTP 200 once the caller is signed
+in (errors carry `extensions.errorType`). A browser's GET shows GraphiQL, served from the package
+(self-hosted sites may be offline); a GET with `?query=` runs a query, never a mutation.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+)
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+from landmark.api.deps import Session, limit
+from landmark.api.graphql.context import Context
+from landmark.api.graphql.errors import format_error, request_error
+from landmark.api.graphql.limits import MAX_QUERY_CHARS, MAX_TOKENS, LimitsRule
+from landmark.api.graphql.schema import schema_for
+from landmark.core.errors import DomainError
+from landmark.eam.metamodel import load_model
+from landmark.identity.authn import Principal
+from landmark.identity.permissions import Permission
+
+PATHS = ("/services/pathfinder/v1/graphql", "/graphql")
+STATIC = Path(__file__).parent / "static"
+ASSETS = {
+    "graphiql.min.js": "text/javascript",
+    "graphiql.min.css": "text/css",
+    "react.production.min.js": "text/javascript",
+    "react-dom.production.min.js": "text/javascript",
+}
+
+router = APIRouter(tags=["leanix-graphql"])
+
+
+class BadRequest(Exception):
+    """A request that is not a GraphQL request (bad JSON, no query, a mutation over GET)."""
+
+
+def _answer(data: Any = None, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse({"data": data, "errors": errors or None})
+
+
+def _request(body: Any) -> tuple[str, dict[str, Any], str | None]:
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object {query, variables, operationName}")
+    query, variables, name = body.get("query"), body.get("variables"), body.get("operationName")
+    if isinstance(variables, str) and variables.strip():  # some clients send them encoded
+        try:
+            variables = json.loads(variables)
+        except ValueError:
+            raise BadRequest("`variables` is not JSON") from None
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("`query` is required")
+    if len(query) > MAX_QUERY_CHARS:
+        raise BadRequest(f"The query is longer than {MAX_QUERY_CHARS} characters")
+    if variables is not None and not isinstance(variables, dict | str):
+        raise BadRequest("`variables` must be an object")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest("`operationName` must be a string")
+    return query, variables if isinstance(variables, dict) else {}, name
+
+
+async def _principal(request: Request, session: Session) -> Principal:
+    found = await request.app.state.authenticator.authenticate(request.headers, session)
+    return await limit(request, found)
+
+
+async def _run(
+    request: Request, session: Session, body: Any, allow_mutations: bool
+) -> JSONResponse:
+    who = await _principal(request, session)  # 401 in the LeanIX dialect when not signed in
+    try:
+        query, variables, operation_name = _request(body)
+        who.require(Permission.READ)
+        model = await load_model(session, who.account_id)
+        await session.commit()  # the standard model is stored on first use
+    except BadRequest as error:
+        return _answer(errors=[request_error(str(error))])
+    except DomainError as error:
+        return _answer(errors=[format_error(GraphQLError(error.message, original_error=error))])
+    schema = schema_for(who.account_id, model)
+    document, invalid = _prepared(schema, query)
+    if document is None or invalid:
+        return _answer(errors=invalid)
+    if not allow_mutations and _is_mutation(document, operation_name):
+        return _answer(errors=[request_error("Mutations need POST")])
+    context = Context(session, who, model)
+    result = execute(schema, document, None, context, variables, operation_name)
+    if not isinstance(result, ExecutionResult):
+        result = await result
+    errors = [format_error(e) for e in result.errors or []]
+    return _answer(result.data, errors)
+
+
+_prepared_cache: dict[tuple[GraphQLSchema, str], tuple[DocumentNode | None, list[Any]]] = {}
+PREPARED_CACHE_SIZE = 512
+
+
+def _prepared(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None, list[Any]]:
+    """The parsed document and its validation errors (formatted), cached per schema and text:
+    clients send the same few queries again and again."""
+    key = (schema, query)
+    found = _prepared_cache.get(key)
+    if found is None:
+        document: DocumentNode | None = None
+        try:
+            document = parse(query, max_tokens=MAX_TOKENS)
+            errors = validate(schema, document, [*specified_rules, LimitsRule])
+        except GraphQLError as error:
+            errors = [error]
+        if len(_prepared_cache) >= PREPARED_CACHE_SIZE:
+            _prepared_cache.clear()
+        found = _prepared_cache[key] = (document, [format_error(e) for e in errors])
+    return found
+
+
+def _is_mutation(document: DocumentNode, operation_name: str | None) -> bool:
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation == OperationType.MUTATION
+
+
+def _graphiql(request: Request) -> HTMLResponse:
+    base = request.url.path.rstrip("/")
+    page = (STATIC / "graphiql.html").read_text().replace("{{ENDPOINT}}", base)
+    return HTMLResponse(page)
+
+
+for path in PATHS:
+
+    @router.post(path, summary="Run a GraphQL query or mutation (LeanIX schema)")
+    async def graphql_post(request: Request, session: Session) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        return await _run(request, session, body, allow_mutations=True)
+
+    @router.get(path, summary="GraphiQL in a browser; runs a query given as ?query=")
+    async def graphql_get(request: Request, session: Session) -> Response:
+        params = request.query_params
+        if "query" not in params and "text/html" in request.headers.get("accept", ""):
+            return _graphiql(request)
+        body = {k: params.get(k) for k in ("query", "variables", "operationName")}
+        return await _run(request, session, body, allow_mutations=False)
+
+    @router.get(path + "/static/{name}", include_in_schema=False)
+    async def graphiql_asset(name: str) -> Response:
+        if name not in ASSETS:
+            return Response(status_code=404)
+        headers = {"Cache-Control": "public, max-age=86400"}
+        return FileResponse(STATIC / name, media_type=ASSETS[name], headers=headers)

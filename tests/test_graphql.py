@@ -1,0 +1,747 @@
+"""The LeanIX GraphQL API end to end over HTTP: queries, mutations, filters, errors, limits,
+tenant isolation, GraphiQL and the number of SQL statements of a page."""
+
+import json
+import re
+import threading
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+URL = "/services/pathfinder/v1/graphql"
+FS = "factSheet { id rev name type status }"
+
+
+def call(client: httpx.Client, auth: dict[str, str], query: str, variables: Any = None) -> dict:
+    response = client.post(URL, json={"query": query, "variables": variables or {}}, headers=auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def ok(client: httpx.Client, auth: dict[str, str], query: str, variables: Any = None) -> dict:
+    body = call(client, auth, query, variables)
+    assert body["errors"] is None, body["errors"]
+    return body["data"]
+
+
+def failed(client: httpx.Client, auth: dict[str, str], query: str, variables: Any = None) -> dict:
+    """The only error of the answer."""
+    body = call(client, auth, query, variables)
+    assert body["errors"], body
+    assert len(body["errors"]) == 1, body["errors"]
+    return body["errors"][0]
+
+
+def patch(op: str, path: str, value: Any = None) -> dict[str, Any]:
+    if value is not None and not isinstance(value, str):
+        value = json.dumps(value)
+    return {"op": op, "path": path, "value": value}
+
+
+CREATE = f"""mutation($input: BaseFactSheetInput!, $patches: [Patch], $validateOnly: Boolean) {{
+  createFactSheet(input: $input, patches: $patches, validateOnly: $validateOnly) {{ {FS} }}
+}}"""
+UPDATE = f"""mutation($id: ID!, $rev: Long, $patches: [Patch]!, $comment: String,
+                    $validateOnly: Boolean) {{
+  updateFactSheet(id: $id, rev: $rev, patches: $patches, comment: $comment,
+                  validateOnly: $validateOnly) {{ {FS} }}
+}}"""
+
+
+def create(client, auth, type: str, name: str, *patches: dict[str, Any]) -> dict[str, Any]:
+    variables = {"input": {"name": name, "type": type}, "patches": list(patches)}
+    return ok(client, auth, CREATE, variables)["createFactSheet"]["factSheet"]
+
+
+def update(client, auth, fs_id: str, *patches: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return call(client, auth, UPDATE, {"id": fs_id, "patches": list(patches), **extra})
+
+
+def total(client, auth, filter: dict[str, Any] | None = None, **args: Any) -> int:
+    query = """query($filter: FilterInput, $type: FactSheetType) {
+      allFactSheets(filter: $filter, factSheetType: $type) { totalCount } }"""
+    variables = {"filter": filter, "type": args.get("type")}
+    return ok(client, auth, query, variables)["allFactSheets"]["totalCount"]
+
+
+def names(client, auth, filter: dict[str, Any], type: str | None = None) -> list[str]:
+    query = """query($filter: FilterInput, $type: FactSheetType) {
+      allFactSheets(filter: $filter, factSheetType: $type, sort: [{key: "name", order: asc}]) {
+        edges { node { name } } } }"""
+    data = ok(client, auth, query, {"filter": filter, "type": type})
+    return [e["node"]["name"] for e in data["allFactSheets"]["edges"]]
+
+
+def facet(key: str, keys: list[str], operator: str = "OR", **extra: Any) -> dict[str, Any]:
+    return {"facetFilters": [{"facetKey": key, "operator": operator, "keys": keys, **extra}]}
+
+
+def mtm_auth(client: httpx.Client, tenant) -> dict[str, str]:
+    response = client.post(
+        "/services/mtm/v1/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=("apitoken", tenant.token),
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def test_mtm_token_both_urls_and_inline_fragments(client, tenant) -> None:
+    auth = mtm_auth(client, tenant)
+    lifecycle = {
+        "phases": [
+            {"phase": "plan", "startDate": "2020-01-01"},
+            {"phase": "active", "startDate": "2021-01-01"},
+        ]
+    }
+    app = create(
+        client,
+        auth,
+        "Application",
+        "CRM",
+        patch("add", "/description", "Customers"),
+        patch("add", "/alias", "crm"),
+        patch("add", "/businessCriticality", "missionCritical"),
+        patch("add", "/lifecycle", lifecycle),
+        patch("add", "/externalId", {"type": "ExternalId", "externalId": "APP-1"}),
+    )
+    assert app["rev"] == 1 and app["status"] == "ACTIVE"
+    query = """query($id: ID!) { factSheet(id: $id) {
+        __typename id name displayName fullName type description status level rev
+        completion { completion percentage } createdAt updatedAt tags { id }
+        ... on Application { alias businessCriticality
+          lifecycle { asString phases { phase startDate } } externalId { externalId comment } }
+        ... on ITComponent { category } } }"""
+    response = client.post(
+        "/graphql", json={"query": query, "variables": {"id": app["id"]}}, headers=auth
+    )
+    assert response.status_code == 200
+    fs = response.json()["data"]["factSheet"]
+    assert fs["__typename"] == "Application" and fs["alias"] == "crm"
+    assert fs["businessCriticality"] == "missionCritical" and "category" not in fs
+    assert fs["lifecycle"]["asString"] == "active"
+    assert fs["lifecycle"]["phases"][0] == {"phase": "plan", "startDate": "2020-01-01"}
+    assert fs["externalId"]["externalId"] == "APP-1"
+    assert 0 < fs["completion"]["completion"] <= 1 and fs["createdAt"].endswith("+00:00")
+    by = ok(
+        client,
+        auth,
+        """query($ids: [ID!], $ext: [String!]) { factSheets(ids: $ids, externalIds: $ext) {
+             totalCount edges { node { id name } } } }""",
+        {"ids": [app["id"], str(uuid.uuid4())], "ext": ["APP-1", "nope"]},
+    )["factSheets"]
+    assert by["totalCount"] == 1 and by["edges"][0]["node"]["name"] == "CRM"
+
+
+def test_paging_full_text_and_sort(client, tenant) -> None:
+    for i in range(7):
+        create(client, tenant.auth, "ITComponent", f"Server {i:02d}")
+    create(
+        client, tenant.auth, "ITComponent", "Database", patch("add", "/description", "big server")
+    )
+    query = """query($after: String) { allFactSheets(first: 3, after: $after,
+        factSheetType: ITComponent, filter: {fullTextSearch: "SERVER"},
+        sort: [{key: "name", order: desc}]) {
+        totalCount pageInfo { hasNextPage endCursor } edges { node { name } } } }"""
+    seen, after = [], None
+    while True:
+        page = ok(client, tenant.auth, query, {"after": after})["allFactSheets"]
+        assert page["totalCount"] == 8
+        seen += [e["node"]["name"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == [f"Server {i:02d}" for i in reversed(range(7))] + ["Database"]
+
+
+def test_filter_options_counts(client, tenant) -> None:
+    create(
+        client,
+        tenant.auth,
+        "Application",
+        "A1",
+        patch("add", "/businessCriticality", "missionCritical"),
+    )
+    create(
+        client,
+        tenant.auth,
+        "Application",
+        "A2",
+        patch("add", "/businessCriticality", "missionCritical"),
+    )
+    create(client, tenant.auth, "Application", "A3")
+    create(client, tenant.auth, "Provider", "P1")
+    query = """{ allFactSheets(factSheetType: Application, first: 1) { totalCount
+        filterOptions { facets { facetKey results { key name count } } } } }"""
+    data = ok(client, tenant.auth, query)["allFactSheets"]
+    facets = {
+        f["facetKey"]: {r["key"]: r["count"] for r in f["results"]}
+        for f in data["filterOptions"]["facets"]
+    }
+    assert data["totalCount"] == 3
+    assert facets["FactSheetTypes"]["Application"] == 3
+    assert facets["businessCriticality"]["missionCritical"] == 2
+
+
+def test_facet_filters(client, tenant) -> None:
+    auth = tenant.auth
+    itc = create(client, auth, "ITComponent", "Linux")
+    other = create(client, auth, "ITComponent", "Windows")
+
+    def rel(target: str) -> dict[str, Any]:
+        return patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": target})
+
+    def lc(phase: str, when: str) -> dict[str, Any]:
+        return patch("add", "/lifecycle", {"phases": [{"phase": phase, "startDate": when}]})
+
+    create(
+        client,
+        auth,
+        "Application",
+        "Both",
+        rel(itc["id"]),
+        patch(
+            "add", "/relApplicationToITComponent/new_2", json.dumps({"factSheetId": other["id"]})
+        ),
+        patch("add", "/tags", [{"tagName": "cloud"}]),
+        patch("add", "/technicalSuitability", "adequate"),
+        lc("active", "2020-01-01"),
+    )
+    create(client, auth, "Application", "LinuxOnly", rel(itc["id"]), lc("phaseOut", "2019-01-01"))
+    create(
+        client, auth, "Application", "None", patch("add", "/technicalSuitability", "inappropriate")
+    )
+    key = "relApplicationToITComponent"
+    nested = """{ allFactSheets(filter: {fullTextSearch: "Both"}) { edges { node {
+        ... on Application { relApplicationToITComponent(first: 1) {
+          totalCount pageInfo { hasNextPage } edges { node { id } } } } } } } }"""
+    rels = ok(client, auth, nested)["allFactSheets"]["edges"][0]["node"][key]
+    assert rels["totalCount"] == 2 and len(rels["edges"]) == 1 and rels["pageInfo"]["hasNextPage"]
+    assert names(client, auth, facet("FactSheetTypes", ["ITComponent"])) == ["Linux", "Windows"]
+    assert names(client, auth, facet(key, [itc["id"]])) == ["Both", "LinuxOnly"]
+    assert names(client, auth, facet(key, [itc["id"], other["id"]], "AND")) == ["Both"]
+    assert names(client, auth, facet(key, [other["id"]], "NOR"), "Application") == [
+        "LinuxOnly",
+        "None",
+    ]
+    # __missing__: no relation of that name (among Applications, which have it).
+    assert names(client, auth, facet(key, ["__missing__"]), "Application") == ["None"]
+    assert names(client, auth, facet(key, ["__missing__"], "NOR")) == ["Both", "LinuxOnly"]
+    assert names(client, auth, facet("technicalSuitability", ["adequate"])) == ["Both"]
+    assert names(client, auth, facet("technicalSuitability", ["__missing__"]), "Application") == [
+        "LinuxOnly"
+    ]
+    tags = ok(client, auth, "{ allTags { edges { node { id name tagGroup { name } } } } }")
+    cloud = next(e["node"] for e in tags["allTags"]["edges"] if e["node"]["name"] == "cloud")
+    assert names(client, auth, facet("Tags", [cloud["id"]])) == ["Both"]
+    assert names(client, auth, facet("lifecycle", ["active"])) == ["Both"]
+    assert names(
+        client,
+        auth,
+        facet(
+            "lifecycle",
+            ["phaseOut"],
+            dateFilter={"type": "RANGE", "from": "2019-06-01", "to": "2019-07-01"},
+        ),
+    ) == ["LinuxOnly"]
+    assert (
+        names(
+            client,
+            auth,
+            facet(
+                "lifecycle",
+                ["active"],
+                dateFilter={"type": "POINT", "from": "2019-06-01", "to": "2019-06-01"},
+            ),
+        )
+        == []
+    )
+    # A literal query with enum values, as LeanIX clients write them.
+    literal = """{ allFactSheets(filter: {facetFilters: [{facetKey: "lifecycle", operator: OR,
+        keys: ["phaseOut"], dateFilter: {type: RANGE, from: "2019-06-01", to: "2019-07-01"}}]}) {
+        totalCount } }"""
+    assert ok(client, auth, literal)["allFactSheets"]["totalCount"] == 1
+
+
+def test_subscriptions_comments_documents_and_log_events(client, tenant) -> None:
+    auth = tenant.auth
+    app = create(client, auth, "Application", "Mail")
+    member = tenant.add_user(client, "member")
+    made = ok(
+        client,
+        auth,
+        """mutation($fs: ID!, $email: String) {
+          s: createSubscription(factSheetId: $fs, user: {email: $email}, type: "RESPONSIBLE",
+                                roleIds: ["Owner"]) { id type user { email } roles { name } }
+          c: createComment(factSheetId: $fs, message: "Looks good") { id message }
+          d: createDocument(factSheetId: $fs, name: "Wiki", url: "https://wiki.example/mail",
+                            documentType: "documentation") { id name url origin } }""",
+        {"fs": app["id"], "email": member["email"]},
+    )
+    assert made["s"]["user"]["email"] == member["email"] and made["s"]["roles"] == [
+        {"name": "Owner"}
+    ]
+    assert made["d"]["origin"] == "CUSTOM_LINK"
+    reply = """mutation($fs: ID!, $to: ID) { createComment(factSheetId: $fs, message: "Thanks",
+        replyToId: $to) { id } }"""
+    ok(client, auth, reply, {"fs": app["id"], "to": made["c"]["id"]})
+    query = """query($id: ID!) { factSheet(id: $id) {
+        subscriptions { edges { node { id type user { email userName } } } }
+        documents { edges { node { name url documentType } } }
+        comments { totalCount edges { node { message replies { message } } } } } }"""
+    fs = ok(client, auth, query, {"id": app["id"]})["factSheet"]
+    assert fs["subscriptions"]["edges"][0]["node"]["type"] == "RESPONSIBLE"
+    assert fs["documents"]["edges"][0]["node"]["url"] == "https://wiki.example/mail"
+    assert fs["comments"]["totalCount"] == 1
+    assert fs["comments"]["edges"][0]["node"]["replies"] == [{"message": "Thanks"}]
+    assert names(
+        client,
+        auth,
+        facet("Subscriptions", [member["uuid"] if "uuid" in member else str(member["id"])]),
+    ) == ["Mail"]
+    gone = ok(
+        client,
+        auth,
+        "mutation($id: ID!) { deleteSubscription(id: $id) { id } }",
+        {"id": made["s"]["id"]},
+    )
+    assert gone["deleteSubscription"]["id"] == made["s"]["id"]
+    log = ok(
+        client,
+        auth,
+        """query($id: ID!) { allLogEvents(factSheetId: $id) { totalCount
+             edges { node { eventType createdAt user { email } } } } }""",
+        {"id": app["id"]},
+    )["allLogEvents"]
+    types = [e["node"]["eventType"] for e in log["edges"]]
+    assert types[0] == "SUBSCRIPTION_DELETED" and types[-1] == "FACT_SHEET_CREATED"
+    assert {"COMMENT_CREATED", "DOCUMENT_CREATED", "SUBSCRIPTION_CREATED"} <= set(types)
+    assert log["edges"][-1]["node"]["user"]["email"] == tenant.email
+
+
+def test_tags_tag_groups_and_tag_patches(client, tenant) -> None:
+    auth = tenant.auth
+    app = create(
+        client, auth, "Application", "Billing", patch("add", "/tags", [{"tagName": "legacy"}])
+    )
+    made = ok(
+        client,
+        auth,
+        'mutation { createTag(name: "gdpr", color: "#ff0000") { id name color tagGroup { id } } }',
+    )
+    tag = made["createTag"]
+    assert tag["tagGroup"] is None
+    result = update(client, auth, app["id"], patch("add", "/tags", [{"tagId": tag["id"]}]))
+    assert result["errors"] is None
+    query = """query($id: ID!) { factSheet(id: $id) { rev tags { name color } } }"""
+    fs = ok(client, auth, query, {"id": app["id"]})["factSheet"]
+    assert sorted(t["name"] for t in fs["tags"]) == ["gdpr", "legacy"]
+    update(client, auth, app["id"], patch("replace", "/tags", [{"tagName": "legacy"}]))
+    assert [t["name"] for t in ok(client, auth, query, {"id": app["id"]})["factSheet"]["tags"]] == [
+        "legacy"
+    ]
+    groups = ok(
+        client,
+        auth,
+        "{ allTagGroups { totalCount edges { node { name mode tags { totalCount } } } } }",
+    )
+    assert groups["allTagGroups"]["totalCount"] >= 0
+    deleted = ok(
+        client, auth, "mutation($id: ID!) { deleteTag(id: $id) { id name } }", {"id": tag["id"]}
+    )
+    assert deleted["deleteTag"]["name"] == "gdpr"
+    error = failed(
+        client, auth, "mutation($id: ID!) { deleteTag(id: $id) { id } }", {"id": tag["id"]}
+    )
+    assert error["extensions"]["errorType"] == "NOT_FOUND" and error["path"] == ["deleteTag"]
+
+
+def test_relation_patches_with_per_patch_errors(client, tenant) -> None:
+    auth = tenant.auth
+    linux = create(client, auth, "ITComponent", "Linux")
+    oracle = create(client, auth, "ITComponent", "Oracle")
+    app = create(
+        client,
+        auth,
+        "Application",
+        "ERP",
+        patch(
+            "add",
+            "/relApplicationToITComponent/new_1",
+            {
+                "factSheetId": linux["id"],
+                "activeFrom": "2020-01-01",
+                "description": "OS",
+                "costTotalAnnual": 125,
+            },
+        ),
+    )
+    query = """query($id: ID!) { factSheet(id: $id) { rev ... on Application {
+        relApplicationToITComponent { totalCount edges { node {
+          id type activeFrom activeUntil description costTotalAnnual
+          factSheet { id name type ... on ITComponent { category } } } } } } } }"""
+    fs = ok(client, auth, query, {"id": app["id"]})["factSheet"]
+    node = fs["relApplicationToITComponent"]["edges"][0]["node"]
+    assert node["factSheet"]["name"] == "Linux" and node["costTotalAnnual"] == 125
+    assert node["activeFrom"] == "2020-01-01" and node["description"] == "OS"
+    # The reverse side.
+    back = ok(
+        client,
+        auth,
+        """query($id: ID!) { factSheet(id: $id) { ... on ITComponent {
+        relITComponentToApplication { edges { node { factSheet { name } } } } } } }""",
+        {"id": linux["id"]},
+    )
+    assert (
+        back["factSheet"]["relITComponentToApplication"]["edges"][0]["node"]["factSheet"]["name"]
+        == "ERP"
+    )
+    # One bad patch: its path and the relation's side in the error; nothing of the write applied.
+    bad = update(
+        client,
+        auth,
+        app["id"],
+        patch("replace", "/description", "changed"),
+        patch("add", "/relApplicationToITComponent/new_2", {"factSheetId": str(uuid.uuid4())}),
+        rev=fs["rev"],
+    )
+    assert bad["data"] == {"updateFactSheet": None}
+    error = bad["errors"][0]
+    assert error["extensions"]["objectPath"] == "/relApplicationToITComponent/new_2"
+    assert error["path"] == ["updateFactSheet"] and error["extensions"]["errorType"]
+    wrong_type = update(
+        client,
+        auth,
+        app["id"],
+        patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": app["id"]}),
+    )
+    assert (
+        wrong_type["errors"][0]["extensions"]["objectPath"] == "/relApplicationToITComponent/new_1"
+    )
+    assert ok(client, auth, query, {"id": app["id"]})["factSheet"]["rev"] == fs["rev"]
+    # Replace (new target, new description), then remove.
+    rid = node["id"]
+    moved = update(
+        client,
+        auth,
+        app["id"],
+        patch(
+            "replace",
+            f"/relApplicationToITComponent/{rid}",
+            {"factSheetId": oracle["id"], "description": "DB"},
+        ),
+    )
+    assert moved["errors"] is None
+    node = ok(client, auth, query, {"id": app["id"]})["factSheet"]["relApplicationToITComponent"][
+        "edges"
+    ][0]["node"]
+    assert node["factSheet"]["name"] == "Oracle" and node["description"] == "DB"
+    assert (
+        update(
+            client, auth, app["id"], patch("remove", f"/relApplicationToITComponent/{node['id']}")
+        )["errors"]
+        is None
+    )
+    assert (
+        ok(client, auth, query, {"id": app["id"]})["factSheet"]["relApplicationToITComponent"][
+            "totalCount"
+        ]
+        == 0
+    )
+
+
+# --- mutations --------------------------------------------------------------------------------
+
+
+def test_validate_only_changes_nothing(client, tenant) -> None:
+    auth = tenant.auth
+    before = total(client, auth)
+    variables = {
+        "input": {"name": "Dry", "type": "Application"},
+        "patches": [patch("add", "/alias", "x")],
+        "validateOnly": True,
+    }
+    dry = ok(client, auth, CREATE, variables)["createFactSheet"]["factSheet"]
+    assert dry["name"] == "Dry"
+    assert total(client, auth) == before
+    app = create(client, auth, "Application", "Real")
+    log = "query($id: ID!) { allLogEvents(factSheetId: $id) { totalCount } }"
+
+    def events() -> int:
+        return ok(client, auth, log, {"id": app["id"]})["allLogEvents"]["totalCount"]
+
+    count = events()
+    result = update(
+        client, auth, app["id"], patch("replace", "/name", "Renamed"), validateOnly=True
+    )
+    assert (
+        result["errors"] is None
+        and result["data"]["updateFactSheet"]["factSheet"]["name"] == "Renamed"
+    )
+    fs = ok(client, auth, "query($id: ID!) { factSheet(id: $id) { name rev } }", {"id": app["id"]})
+    assert fs["factSheet"] == {"name": "Real", "rev": 1}
+    assert events() == count
+    comment = """mutation($fs: ID!) {
+      createComment(factSheetId: $fs, message: "dry", validateOnly: true) { message } }"""
+    assert ok(client, auth, comment, {"fs": app["id"]})["createComment"]["message"] == "dry"
+    assert events() == count
+
+
+def test_stale_rev(client, tenant) -> None:
+    app = create(client, tenant.auth, "Application", "Rev")
+    first = update(client, tenant.auth, app["id"], patch("replace", "/alias", "a"), rev=1)
+    assert first["data"]["updateFactSheet"]["factSheet"]["rev"] == 2
+    stale = update(client, tenant.auth, app["id"], patch("replace", "/alias", "b"), rev=1)
+    error = stale["errors"][0]
+    assert stale["data"] == {"updateFactSheet": None}
+    assert error["extensions"]["errorType"] == "STALE_REV"
+    assert error["extensions"]["objectId"] == app["id"] and "stale" in error["message"].lower()
+
+
+def test_aliases_run_independently(client, tenant) -> None:
+    query = """mutation {
+      a: createFactSheet(input: {name: "Good", type: Application}, patches: []) { factSheet { id } }
+      b: createFactSheet(input: {name: "Bad", type: Application},
+                         patches: [{op: add, path: "/nope", value: "x"}]) { factSheet { id } }
+      c: createFactSheet(input: {name: "Also good", type: Provider}) { factSheet { id } } }"""
+    body = call(client, tenant.auth, query)
+    assert body["data"]["a"]["factSheet"]["id"] and body["data"]["c"]["factSheet"]["id"]
+    assert body["data"]["b"] is None
+    assert [e["path"] for e in body["errors"]] == [["b"]]
+    assert body["errors"][0]["extensions"]["objectPath"] == "/nope"
+    assert sorted(names(client, tenant.auth, {})) == ["Also good", "Good"]
+
+
+def test_archive_and_recover_via_status(client, tenant) -> None:
+    auth = tenant.auth
+    app = create(client, auth, "Application", "Old")
+    no_comment = update(client, auth, app["id"], patch("replace", "/status", "ARCHIVED"))
+    assert no_comment["errors"][0]["extensions"]["objectPath"] == "/status"
+    archived = update(
+        client, auth, app["id"], patch("replace", "/status", "ARCHIVED"), comment="gone"
+    )
+    assert archived["data"]["updateFactSheet"]["factSheet"]["status"] == "ARCHIVED"
+    assert names(client, auth, {}) == []
+    assert names(client, auth, facet("TrashBin", ["archived"])) == ["Old"]
+    viewer = tenant.add_user(client, "viewer")
+    denied = update(client, viewer["auth"], app["id"], patch("replace", "/status", "ACTIVE"))
+    assert denied["errors"][0]["extensions"]["errorType"] == "ACCESS_DENIED"
+    member = tenant.add_user(client, "member")  # LeanIX members may archive and recover
+    recovered = update(client, member["auth"], app["id"], patch("replace", "/status", "ACTIVE"))
+    assert recovered["data"]["updateFactSheet"]["factSheet"]["status"] == "ACTIVE"
+    assert names(client, auth, {}) == ["Old"]
+
+
+# --- errors, limits, isolation ----------------------------------------------------------------
+
+
+def test_errors_are_graphql_errors(client, tenant) -> None:
+    unknown = failed(client, tenant.auth, "{ allFactSheets { edges { node { nope } } } }")
+    assert (
+        unknown["extensions"]["errorType"] == "GRAPHQL_VALIDATION" and "nope" in unknown["message"]
+    )
+    syntax = failed(client, tenant.auth, "{ allFactSheets(")
+    assert syntax["extensions"]["errorType"] == "GRAPHQL_VALIDATION"
+    missing = failed(
+        client,
+        tenant.auth,
+        'query { factSheet(id: "00000000-0000-0000-0000-000000000000") { id } }',
+    )
+    assert missing["extensions"]["errorType"] == "NOT_FOUND" and missing["path"] == ["factSheet"]
+    bad_body = client.post(
+        URL, content=b"not json", headers={**tenant.auth, "Content-Type": "application/json"}
+    )
+    assert (
+        bad_body.status_code == 200
+        and bad_body.json()["errors"][0]["extensions"]["errorType"] == "BAD_REQUEST"
+    )
+    assert client.post(URL, json={"query": "{ allTags { totalCount } }"}).status_code == 401
+    facet_key = failed(
+        client,
+        tenant.auth,
+        '{ allFactSheets(filter: {facetFilters: [{facetKey: "nope"}]}) { totalCount } }',
+    )
+    assert facet_key["extensions"]["errorType"] == "BAD_REQUEST" and "nope" in facet_key["message"]
+    cursor = failed(client, tenant.auth, '{ allFactSheets(after: "%%%") { totalCount } }')
+    assert "cursor" in cursor["message"]
+    typed = failed(
+        client,
+        tenant.auth,
+        "query($n: Int) { allFactSheets(first: $n) { totalCount } }",
+        {"n": "x"},
+    )  # noqa: E501
+    assert typed["extensions"]["errorType"] == "GRAPHQL_VALIDATION"
+    viewer = tenant.add_user(client, "viewer")
+    denied = failed(client, viewer["auth"], 'mutation { createTag(name: "x") { id } }')
+    assert denied["extensions"]["errorType"] == "ACCESS_DENIED"
+    assert ok(client, viewer["auth"], "{ allTags { totalCount } }")["allTags"]["totalCount"] == 0
+
+
+def test_limits(client, tenant) -> None:
+    deep = (
+        "{ allFactSheets { edges { node { ... on Application { relApplicationToITComponent {"
+        " edges { node { factSheet { ... on ITComponent { relITComponentToApplication {"
+        " edges { node { factSheet { name" + " }" * 14
+    )
+    error = failed(client, tenant.auth, deep)
+    assert error["extensions"]["errorType"] == "QUERY_LIMIT" and "deep" in error["message"]
+    many = "{ " + " ".join(f"a{i}: allTags {{ totalCount }}" for i in range(51)) + " }"
+    error = failed(client, tenant.auth, many)
+    assert error["extensions"]["errorType"] == "QUERY_LIMIT" and "root fields" in error["message"]
+    error = failed(client, tenant.auth, "{ allFactSheets(first: 1001) { totalCount } }")
+    assert error["extensions"]["errorType"] == "QUERY_LIMIT" and "1000" in error["message"]
+    huge = "{ allTags { totalCount } }" + " " * 100_001
+    error = failed(client, tenant.auth, huge)
+    assert "longer" in error["message"]
+    # Introspection (GraphiQL's own query is deep) is not limited by depth.
+    schema = ok(
+        client,
+        tenant.auth,
+        """{ __schema { types { name fields { name type { name
+             ofType { name ofType { name ofType { name ofType { name } } } } } } } } }""",
+    )
+    assert any(t["name"] == "BaseFactSheet" for t in schema["__schema"]["types"])
+
+
+def test_tenant_isolation(client, tenant, other_tenant) -> None:
+    theirs = create(client, other_tenant.auth, "ITComponent", "Theirs")
+    mine = create(client, tenant.auth, "Application", "Mine")
+    error = failed(
+        client, tenant.auth, "query($id: ID!) { factSheet(id: $id) { id } }", {"id": theirs["id"]}
+    )
+    assert error["extensions"]["errorType"] == "NOT_FOUND"
+    by_ids = ok(
+        client,
+        tenant.auth,
+        "query($ids: [ID!]) { factSheets(ids: $ids) { totalCount } }",
+        {"ids": [theirs["id"]]},
+    )
+    assert by_ids["factSheets"]["totalCount"] == 0
+    assert total(client, tenant.auth, {"ids": [theirs["id"]]}) == 0
+    assert names(client, tenant.auth, facet("relApplicationToITComponent", [theirs["id"]])) == []
+    target = update(
+        client,
+        tenant.auth,
+        mine["id"],
+        patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": theirs["id"]}),
+    )
+    assert target["errors"][0]["extensions"]["objectPath"] == "/relApplicationToITComponent/new_1"
+    foreign = update(client, tenant.auth, theirs["id"], patch("replace", "/name", "Hijacked"))
+    assert foreign["errors"][0]["extensions"]["errorType"] == "NOT_FOUND"
+    their_view = ok(
+        client,
+        other_tenant.auth,
+        "query($id: ID!) { factSheet(id: $id) { name } }",
+        {"id": theirs["id"]},
+    )
+    assert their_view["factSheet"]["name"] == "Theirs"
+
+
+def test_graphiql_page_and_get(client, tenant) -> None:
+    for path in (URL, "/graphql"):
+        page = client.get(path, headers={"Accept": "text/html"})
+        assert page.status_code == 200 and "graphiql.min.js" in page.text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert len(sources) == 4 and all(src.startswith(path + "/static/") for src in sources)
+        asset = client.get(path + "/static/graphiql.min.js")
+        assert asset.status_code == 200 and len(asset.content) > 100_000
+    got = client.get(URL, params={"query": "{ allTags { totalCount } }"}, headers=tenant.auth)
+    assert got.json() == {"data": {"allTags": {"totalCount": 0}}, "errors": None}
+    refused = client.get(
+        URL, params={"query": 'mutation { createTag(name: "x") { id } }'}, headers=tenant.auth
+    )
+    assert refused.json()["errors"][0]["message"] == "Mutations need POST"
+
+
+# --- no N+1 -----------------------------------------------------------------------------------
+
+
+def _statements(server, client, auth, query: str) -> int:
+    """The statements on inventory tables while one request runs."""
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        # Inventory statements; signing in (credentials, memberships) is cached and not counted.
+        if "eam_" in statement or ("users" in statement and "memberships" not in statement):
+            with lock:
+                seen.append(statement)
+
+    engine = server.app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        body = call(client, auth, query)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert body["errors"] is None, body["errors"]
+    return len(seen)
+
+
+def test_statement_count_does_not_grow_with_the_page(client, tenant, server) -> None:
+    auth = tenant.auth
+    components = [create(client, auth, "ITComponent", f"C{i}")["id"] for i in range(3)]
+    for batch in range(2):
+        aliases = []
+        for i in range(30):
+            patches = [
+                patch(
+                    "add", "/relApplicationToITComponent/new_1", {"factSheetId": components[i % 3]}
+                ),
+                patch(
+                    "add",
+                    "/relApplicationToITComponent/new_2",
+                    {"factSheetId": components[(i + 1) % 3]},
+                ),
+                patch("add", "/tags", [{"tagName": f"t{i % 4}"}]),
+            ]
+            literal = (
+                json.dumps(patches)
+                .replace('"op"', "op")
+                .replace('"path"', "path")
+                .replace('"value"', "value")
+            )
+            literal = literal.replace('op: "add"', "op: add")
+            fs_input = f'{{name: "App {batch}-{i:02d}", type: Application}}'
+            result = "{ factSheet { id } }"
+            aliases.append(f"a{i}: createFactSheet(input: {fs_input}, patches: {literal}) {result}")
+        made = ok(client, auth, "mutation { " + " ".join(aliases) + " }")
+        subs = [
+            f's{i}: createSubscription(factSheetId: "{v["factSheet"]["id"]}", '
+            f'user: {{email: "{tenant.email}"}}, type: "OBSERVER") {{ id }}'
+            for i, v in enumerate(made.values())
+        ]
+        ok(client, auth, "mutation { " + " ".join(subs) + " }")
+    query = """{ allFactSheets(first: %d, factSheetType: Application) { totalCount edges { node {
+        id name tags { name tagGroup { name } }
+        subscriptions { edges { node { type user { email } } } }
+        ... on Application { relApplicationToITComponent { edges { node { id factSheet {
+          name tags { name } } } } } } } } } }"""
+    call(client, auth, query % 10)  # warm: the data model and the credential are cached
+    small = _statements(server, client, auth, query % 10)
+    large = _statements(server, client, auth, query % 50)
+    assert small == large, (small, large)
+    assert small <= 10
+
+
+def test_aliased_updates_each_read_their_result(client, tenant) -> None:
+    auth = tenant.auth
+    itc = create(client, auth, "ITComponent", "Disk")
+    rel = patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": itc["id"]})
+    a = create(client, auth, "Application", "A", patch("add", "/tags", [{"tagName": "x"}]))
+    b = create(client, auth, "Application", "B", rel)
+    query = """mutation($a: ID!, $b: ID!, $p: [Patch]!) {
+      u1: updateFactSheet(id: $a, patches: $p) { factSheet { rev tags { name } } }
+      u2: updateFactSheet(id: $b, patches: $p) { factSheet { rev ... on Application {
+        relApplicationToITComponent { edges { node {
+          factSheet { name tags { name } } } } } } } } }"""
+    data = ok(
+        client, auth, query, {"a": a["id"], "b": b["id"], "p": [patch("replace", "/alias", "y")]}
+    )
+    assert data["u1"]["factSheet"] == {"rev": 2, "tags": [{"name": "x"}]}
+    edges = data["u2"]["factSheet"]["relApplicationToITComponent"]["edges"]
+    assert edges[0]["node"]["factSheet"] == {"name": "Disk", "tags": []}
