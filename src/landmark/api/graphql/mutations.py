@@ -135,18 +135,22 @@ async def _owned(ctx: Context, model: Any, ident: uuid.UUID, what: str) -> Any:
     return _detached(row)
 
 
-async def delete_tag(_root: Any, info: GraphQLResolveInfo, id: str) -> Any:
-    """Delete a tag; answers the tag as it was."""
+async def _delete(info: GraphQLResolveInfo, id: str, model: Any, what: str, remove: Any) -> Any:
+    """Delete one record of the workspace with `remove`; answers the record as it was."""
     ctx: Context = info.context
     _require_write(ctx)
-    tag_id = parse_id(id)
+    ident = parse_id(id)
 
     async def work() -> Any:
-        tag = await _owned(ctx, Tag, tag_id, "tag")
-        await service.delete_tag(ctx.session, ctx.who, tag_id)
-        return tag
+        row = await _owned(ctx, model, ident, what)
+        await remove(ctx.session, ctx.who, ident)
+        return row
 
     return await _transaction(ctx, work)
+
+
+async def delete_tag(_root: Any, info: GraphQLResolveInfo, id: str) -> Any:
+    return await _delete(info, id, Tag, "tag", service.delete_tag)
 
 
 def _user_ref(user: dict[str, Any]) -> dict[str, Any]:
@@ -185,16 +189,7 @@ async def create_subscription(
 
 
 async def delete_subscription(_root: Any, info: GraphQLResolveInfo, id: str) -> Any:
-    ctx: Context = info.context
-    _require_write(ctx)
-    subscription_id = parse_id(id)
-
-    async def work() -> Any:
-        subscription = await _owned(ctx, Subscription, subscription_id, "subscription")
-        await service.delete_subscription(ctx.session, ctx.who, subscription_id)
-        return subscription
-
-    return await _transaction(ctx, work)
+    return await _delete(info, id, Subscription, "subscription", service.delete_subscription)
 
 
 async def create_comment(

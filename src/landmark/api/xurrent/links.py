@@ -127,16 +127,11 @@ def _people_routes(path: str) -> None:
         return reply(request, render.listed(person, PEOPLE, PEOPLE.collection_fields), 201)
 
     async def remove_person(
-        ident: int, person_id: int, who: CurrentPrincipal, session: Session
+        ident: int, who: CurrentPrincipal, session: Session, person_id: int | None = None
     ) -> Response:
+        """Unlink one person, or everyone when the path names none."""
         owner = await service.get(session, resource, who.account_id, ident)
         await links.unlink_people(session, who, resource, owner, person_id)
-        await session.commit()
-        return Response(status_code=204)
-
-    async def remove_all(ident: int, who: CurrentPrincipal, session: Session) -> Response:
-        owner = await service.get(session, resource, who.account_id, ident)
-        await links.unlink_people(session, who, resource, owner, None)
         await session.commit()
         return Response(status_code=204)
 
@@ -166,7 +161,7 @@ def _people_routes(path: str) -> None:
     )
     router.add_api_route(
         base,
-        remove_all,
+        remove_person,
         methods=["DELETE"],
         dependencies=WRITE,
         status_code=204,
