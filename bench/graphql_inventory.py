@@ -79,14 +79,18 @@ class Dialect:
             )
 
     def uuid(self, kind: int, number: str) -> str:
+        prefix = RUN << 4 | kind
         if self.postgres:
-            return f"(lpad(to_hex({kind}), 8, '0') || lpad(to_hex({number}), 24, '0'))::uuid"
-        return f"printf('%08x%024x', {kind}, {number})"  # SQLAlchemy's Uuid on SQLite: 32 hex
+            return f"(lpad(to_hex({prefix}), 8, '0') || lpad(to_hex({number}), 24, '0'))::uuid"
+        return f"printf('%08x%024x', {prefix}, {number})"  # SQLAlchemy's Uuid on SQLite: 32 hex
+
+
+RUN = random.randrange(1, 1 << 24)  # in every id: runs over one database never collide
 
 
 def fact_sheet_id(kind: int, number: int) -> str:
     """Kind 1: Application n, 2: ITComponent n, 3: tag n (as the SQL makes them)."""
-    return str(uuid.UUID(f"{kind:08x}{number:024x}"))
+    return str(uuid.UUID(f"{RUN << 4 | kind:08x}{number:024x}"))
 
 
 def _statements(d: Dialect) -> list[tuple[str, str]]:
