@@ -25,6 +25,9 @@ REFERENCE_COLUMNS = {
 }
 
 
+Part = tuple[int, list[str]]  # where a referenced record's columns start in a row, and their keys
+
+
 class _Plan:
     """The statement and how to turn each of its rows into nested namespaces."""
 
@@ -34,9 +37,9 @@ class _Plan:
             fields = (*fields, "category")  # a product's rule set is its category's
         self.own = _own_columns(resource, fields)
         self.columns: list[Any] = [getattr(model, key) for key in self.own]
-        self.labels: list[str] = list(self.own)  # the name of each selected column, in order
         self.joins: list[tuple[Any, Any]] = []
-        self.references: list[tuple[str, list[str], list[tuple[str, list[str]]]]] = []
+        # (name, where its columns start in a row, their keys, and the same for nested ones)
+        self.references: list[tuple[str, Part, list[tuple[str, Part]]]] = []
         for field in resource.fields:
             if field.kind == "reference" and (fields is None or field.name in fields):
                 self._reference(model, field)
@@ -45,7 +48,7 @@ class _Plan:
         target = RESOURCES[field.target]
         alias = aliased(target.model)
         self.joins.append((alias, getattr(model, field.column) == alias.id))
-        keys = self._take(alias, target, field.name)
+        part = self._take(alias, target)
         nested = []
         for extra in target.reference_extras:
             inner = target.by_name[extra]
@@ -54,17 +57,17 @@ class _Plan:
             inner_target = RESOURCES[inner.target]
             inner_alias = aliased(inner_target.model)
             self.joins.append((inner_alias, getattr(alias, inner.column) == inner_alias.id))
-            nested.append((extra, self._take(inner_alias, inner_target, f"{field.name}.{extra}")))
-        self.references.append((field.name, keys, nested))
+            nested.append((extra, self._take(inner_alias, inner_target)))
+        self.references.append((field.name, part, nested))
 
-    def _take(self, alias: Any, target: Resource, prefix: str) -> list[str]:
+    def _take(self, alias: Any, target: Resource) -> "Part":
         keys = ["id", target.display, "source_id", *REFERENCE_COLUMNS.get(target.name, ())]
         keys += [k for k in ("disabled",) if hasattr(alias, k)]
         keys += [f.column for f in target.fields if f.name in target.reference_extras]
-        keys = list(dict.fromkeys(keys))
+        keys = list(dict.fromkeys(keys))  # "id" stays first
+        start = len(self.columns)
         self.columns += [getattr(alias, k) for k in keys]
-        self.labels += [f"{prefix}.{k}" for k in keys]
-        return keys
+        return start, keys
 
     @cached_property
     def by_id(self) -> Select[Any]:
@@ -84,13 +87,12 @@ class _Plan:
 
     def build(self, row: Any) -> SimpleNamespace:
         """A record from a row (or a tuple) of the statement's columns, in order."""
-        values = dict(zip(self.labels, row, strict=False))
-        record = SimpleNamespace(**{key: values[key] for key in self.own})
-        for name, keys, nested in self.references:
-            ref = _namespace(values, name, keys)
+        record = SimpleNamespace(**dict(zip(self.own, row, strict=False)))
+        for name, part, nested in self.references:
+            ref = _namespace(row, part)
             if ref is not None:
-                for extra, extra_keys in nested:
-                    setattr(ref, extra, _namespace(values, f"{name}.{extra}", extra_keys))
+                for extra, inner in nested:
+                    setattr(ref, extra, _namespace(row, inner))
             setattr(record, name, ref)
         return record
 
@@ -105,10 +107,12 @@ def _own_columns(resource: Resource, fields: tuple[str, ...] | None) -> list[str
     return [key for key in table_columns if key in needed]
 
 
-def _namespace(values: Any, prefix: str, keys: list[str]) -> SimpleNamespace | None:
-    if values[f"{prefix}.id"] is None:
+def _namespace(row: Any, part: Part) -> SimpleNamespace | None:
+    """The referenced record whose columns start at `part`'s position, or None (no id)."""
+    start, keys = part
+    if row[start] is None:
         return None
-    return SimpleNamespace(**{key: values[f"{prefix}.{key}"] for key in keys})
+    return SimpleNamespace(**dict(zip(keys, row[start : start + len(keys)], strict=True)))
 
 
 _plans: dict[tuple[str, tuple[str, ...] | None], _Plan] = {}
@@ -118,6 +122,8 @@ def plan(resource: Resource, fields: tuple[str, ...] | None = None) -> _Plan:
     """The (cached) read plan of a resource for the fields a rendering shows (all by default)."""
     key = (resource.name, fields)
     if key not in _plans:
+        if len(_plans) >= 1024:  # `?fields=` choices come from clients: keep the cache bounded
+            _plans.clear()
         _plans[key] = _Plan(resource, fields)
     return _plans[key]
 

@@ -7,7 +7,7 @@ extras (a product shows its brand and category, a service its provider).
 """
 
 from collections.abc import Callable
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from landmark.cmdb.cis import derived
@@ -55,7 +55,7 @@ def getter(field: Field, resource: Resource) -> Getter:
     return lambda obj: plain(getattr(obj, column))
 
 
-@cache
+@lru_cache(maxsize=1024)  # `?fields=` choices come from clients: bounded
 def _getters(resource: Resource, fields: tuple[str, ...]) -> tuple[tuple[str, Getter], ...]:
     return tuple((name, getter(resource.by_name[name], resource)) for name in fields)
 
