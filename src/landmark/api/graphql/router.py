@@ -24,7 +24,7 @@ from graphql import (
 )
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from landmark.api.deps import Session, limit
+from landmark.api.deps import CurrentPrincipal, Session, principal, signed_in
 from landmark.api.graphql.context import Context
 from landmark.api.graphql.errors import format_error, request_error
 from landmark.api.graphql.limits import MAX_QUERY_CHARS, MAX_TOKENS, LimitsRule
@@ -74,15 +74,7 @@ def _request(body: Any) -> tuple[str, dict[str, Any], str | None]:
     return query, variables if isinstance(variables, dict) else {}, name
 
 
-async def _principal(request: Request, session: Session) -> Principal:
-    found = await request.app.state.authenticator.authenticate(request.headers, session)
-    return await limit(request, found)
-
-
-async def _run(
-    request: Request, session: Session, body: Any, allow_mutations: bool
-) -> JSONResponse:
-    who = await _principal(request, session)  # 401 in the LeanIX dialect when not signed in
+async def _run(session: Session, who: Principal, body: Any, allow_mutations: bool) -> JSONResponse:
     try:
         query, variables, operation_name = _request(body)
         who.require(Permission.READ)
@@ -142,12 +134,14 @@ def _graphiql(request: Request) -> HTMLResponse:
 for path in PATHS:
 
     @router.post(path, summary="Run a GraphQL query or mutation (LeanIX schema)")
-    async def graphql_post(request: Request, session: Session) -> JSONResponse:
+    async def graphql_post(
+        request: Request, session: Session, who: CurrentPrincipal
+    ) -> JSONResponse:
         try:
             body = await request.json()
         except ValueError:
             body = None
-        return await _run(request, session, body, allow_mutations=True)
+        return await _run(session, who, body, allow_mutations=True)
 
     @router.get(path, summary="GraphiQL in a browser; runs a query given as ?query=")
     async def graphql_get(request: Request, session: Session) -> Response:
@@ -155,7 +149,9 @@ for path in PATHS:
         if "query" not in params and "text/html" in request.headers.get("accept", ""):
             return _graphiql(request)
         body = {k: params.get(k) for k in ("query", "variables", "operationName")}
-        return await _run(request, session, body, allow_mutations=False)
+        # signed in here, not as a dependency: the GraphiQL page above needs no credential
+        who = await principal(request, await signed_in(request, session))
+        return await _run(session, who, body, allow_mutations=False)
 
     @router.get(path + "/static/{name}", include_in_schema=False)
     async def graphiql_asset(name: str) -> Response:
