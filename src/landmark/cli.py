@@ -283,7 +283,7 @@ async def _import(account: str, type: str, file: Path) -> dict[str, Any]:
     from landmark.core.db import create_engine, session_factory
     from landmark.core.errors import NotFound
     from landmark.core.events import SYSTEM
-    from landmark.core.jobs import Job, Worker
+    from landmark.core.jobs import Job, Worker, tracked
     from landmark.core.migrate import upgrade
     from landmark.identity.models import Account
 
@@ -312,7 +312,7 @@ async def _import(account: str, type: str, file: Path) -> dict[str, Any]:
                 bar.update(progress, completed=(saved or {}).get("line", 0))
         await task
         async with sessions() as session:
-            imp, found = await imports.find(session, account, imp.token)
+            imp, found = await tracked(session, imports.Import, account, imp.token)
             return {
                 **imports.status(found),
                 "log": await imports.failures(session, account, imp.id),

@@ -28,9 +28,9 @@ from landmark.cmdb.service import (
     invalid,
     not_this,
     parse_input,
+    require_present,
 )
 from landmark.core import clock
-from landmark.core.errors import ValidationFailed
 from landmark.identity.authn import Principal
 
 CI = m.ConfigurationItem
@@ -95,9 +95,7 @@ async def update(
     if values is None:
         values = parse_input(CIS, body, creating=False)
     await check_references(session, who.account_id, CIS, values)
-    for required in ("product", "status"):
-        if required in values and values[required] is None:
-            raise invalid(f"{required}_id" if required == "product" else required, "is required")
+    require_present(CIS, values)
     changes = assign(CIS, ci, values)
     product = await session.get_one(m.Product, ci.product_id)
     await _apply_rules(session, ci, product, values)
@@ -112,7 +110,7 @@ async def _apply_rules(
 ) -> None:
     category = await session.get_one(m.ProductCategory, product.category_id)
     apply_rules(ci, product, category, values)
-    await _check_serial(session, ci, product)
+    await _check_serial(session, ci)
 
 
 def apply_rules(
@@ -125,21 +123,19 @@ def apply_rules(
     if ci.support_team_id is None and ci.status != "removed":
         raise invalid("support_team_id", "Support team is required unless the status is removed")
     ci.brand_serial = brand_serial(product.brand, ci.serial_nr)
-    if (
-        ci.attachments is None
-        or "remarks_attachments" in values
-        or "custom_fields_attachments" in values
-    ):
-        ci.attachments = (values.get("remarks_attachments") or []) + (
-            values.get("custom_fields_attachments") or []
-        ) or ci.attachments
+    if "remarks_attachments" in values or "custom_fields_attachments" in values:
+        given = [
+            *(values.get("remarks_attachments") or []),
+            *(values.get("custom_fields_attachments") or []),
+        ]
+        ci.attachments = given or ci.attachments
 
 
 SERIAL_TAKEN = "Serial number has already been taken for this product brand"
 
 
-async def _check_serial(session: AsyncSession, ci: m.ConfigurationItem, product: m.Product) -> None:
-    ci.brand_serial = brand_serial(product.brand, ci.serial_nr)
+async def _check_serial(session: AsyncSession, ci: m.ConfigurationItem) -> None:
+    """The CI's brand+serial key (set by `apply_rules`) must be free in the account."""
     if ci.brand_serial is None:
         return
     with session.no_autoflush:  # flushing the change first would hit the unique index
@@ -181,7 +177,8 @@ async def rekey_serials(session: AsyncSession, product: m.Product) -> None:
         )
     ).all()
     for ci in cis:
-        await _check_serial(session, ci, product)
+        ci.brand_serial = brand_serial(product.brand, ci.serial_nr)
+        await _check_serial(session, ci)
 
 
 async def _inactive_namesake(
@@ -292,7 +289,7 @@ async def move(
     changes: dict[str, list[Any]] = {}
     if action == "restore":
         if ci.hidden is None:
-            raise ValidationFailed("Validation Failed", [("id", "is neither archived nor trashed")])
+            raise invalid("id", "is neither archived nor trashed")
         changes["hidden"] = [ci.hidden, None]
         ci.hidden = None
         if ci.status not in INACTIVE_STATUSES:

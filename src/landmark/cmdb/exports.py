@@ -22,7 +22,7 @@ from landmark.cmdb.imports import CI_RELATIONS, TYPES, natural_keys
 from landmark.cmdb.schema import RESOURCES, Resource
 from landmark.core import clock
 from landmark.core.db import Base
-from landmark.core.errors import NotFound, ValidationFailed
+from landmark.core.errors import ValidationFailed
 from landmark.core.jobs import Job, JobContext, enqueue, handler
 
 JOB_KIND = "cmdb.export"
@@ -82,19 +82,6 @@ async def _changed(
         ):
             return True
     return False
-
-
-async def find(session: AsyncSession, account_id: str, token: str) -> tuple[Export, Job | None]:
-    row = (
-        await session.execute(
-            select(Export, Job)
-            .outerjoin(Job, Job.id == Export.job_id)
-            .where(Export.account_id == account_id, Export.token == token)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("Export not found")
-    return row[0], row[1]
 
 
 async def content(session: AsyncSession, export: Export) -> bytes | None:

@@ -47,7 +47,7 @@ from landmark.cmdb.schema import CIS, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value
 from landmark.core import clock
 from landmark.core.db import Base
-from landmark.core.errors import NotFound, ValidationFailed
+from landmark.core.errors import ValidationFailed
 from landmark.core.events import Actor, record
 from landmark.core.jobs import Job, JobContext, enqueue, handler
 from landmark.identity.authn import Principal
@@ -152,19 +152,6 @@ async def start(
     )
     imp.job_id = job.id
     return imp, job
-
-
-async def find(session: AsyncSession, account_id: str, token: str) -> tuple[Import, Job | None]:
-    row = (
-        await session.execute(
-            select(Import, Job)
-            .outerjoin(Job, Job.id == Import.job_id)
-            .where(Import.account_id == account_id, Import.token == token)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("Import not found")
-    return row[0], row[1]
 
 
 async def listing(session: AsyncSession, account_id: str, limit: int = 100) -> list[Any]:

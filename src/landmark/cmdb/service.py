@@ -168,7 +168,7 @@ async def update(
     """Apply a PATCH to a record (not a CI), audited when something changed."""
     values = parse_input(resource, body, creating=False)
     await check_references(session, who.account_id, resource, values)
-    _require_present(resource, values)
+    require_present(resource, values)
     changes = assign(resource, obj, values)
     await RULES.get(resource.name, _no_rule)(session, who, obj, values, False)
     if changes:
@@ -177,7 +177,7 @@ async def update(
     return obj
 
 
-def _require_present(resource: Resource, values: Values) -> None:
+def require_present(resource: Resource, values: Values) -> None:
     """A PATCH may not blank a required field."""
     for name, value in values.items():
         field = resource.by_name[name]

@@ -58,16 +58,7 @@ async def record(
     data: dict[str, Any] | None = None,
 ) -> Event:
     """Add an event to the session's transaction with the account's next sequence number."""
-    from landmark.identity.models import Account
-
-    seq = (
-        await session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(event_seq=Account.event_seq + 1)
-            .returning(Account.event_seq)
-        )
-    ).scalar_one()
+    seq = await _reserve(session, account_id, 1)
     event = Event(
         account_id=account_id,
         seq=seq,
@@ -95,17 +86,7 @@ async def record_many(
     """
     if not items:
         return
-    from landmark.identity.models import Account
-
-    last = (
-        await session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(event_seq=Account.event_seq + len(items))
-            .returning(Account.event_seq)
-        )
-    ).scalar_one()
-    first = last - len(items) + 1
+    first = await _reserve(session, account_id, len(items)) - len(items) + 1
     request_id = current_request_id()
     rows = [
         {
@@ -125,3 +106,18 @@ async def record_many(
     ]
     table: Any = Event.__table__
     await (await session.connection()).execute(insert(table), rows)
+
+
+async def _reserve(session: AsyncSession, account_id: str, count: int) -> int:
+    """Take the account's next `count` sequence numbers; returns the last of them."""
+    from landmark.identity.models import Account
+
+    last = (
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(event_seq=Account.event_seq + count)
+            .returning(Account.event_seq)
+        )
+    ).scalar_one()
+    return int(last)

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from landmark.core import clock
 from landmark.core.db import Base
+from landmark.core.errors import NotFound
 from landmark.settings import Settings
 
 log = logging.getLogger("landmark.jobs")
@@ -352,3 +353,20 @@ async def purge(session: AsyncSession, job: Job, ctx: JobContext) -> dict[str, A
     statement = delete(Job).where(Job.state.in_(("done", "failed")), Job.finished_at < before)
     deleted = (await session.execute(statement)).rowcount  # type: ignore[attr-defined]
     return {"deleted": deleted}
+
+
+async def tracked(
+    session: AsyncSession, model: Any, account_id: str, token: str
+) -> tuple[Any, Job | None]:
+    """A record that follows a job by a token (an import, an export) in the account, with its job;
+    NotFound for another account's token."""
+    row = (
+        await session.execute(
+            select(model, Job)
+            .outerjoin(Job, Job.id == model.job_id)
+            .where(model.account_id == account_id, model.token == token)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"{model.__name__} not found")
+    return row[0], row[1]

@@ -12,6 +12,7 @@ import base64
 import binascii
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,8 +142,13 @@ class Authenticator:
         # hashing a password) at once. A fixed pool keeps the locks bounded.
         self._locks = [asyncio.Lock() for _ in range(64)]
 
-    def _lock(self, key: Any) -> asyncio.Lock:
-        return self._locks[hash(key) % len(self._locks)]
+    async def _cached_or(self, key: Any, load: Callable[[], Awaitable[_Entry]]) -> _Entry:
+        """The cached check under `key`, or `load()` run by one caller while the others wait."""
+        entry = self._cached(key)
+        if entry is None:
+            async with self._locks[hash(key) % len(self._locks)]:
+                entry = self._cached(key) or await load()
+        return entry
 
     async def authenticate(self, headers: Any, session: AsyncSession) -> Principal:
         authorization = headers.get("authorization")
@@ -199,12 +205,9 @@ class Authenticator:
         return await self._usable(session, await self._credential_entry(session, key_id), key_id)
 
     async def _credential_entry(self, session: AsyncSession, key_id: str) -> _Entry:
-        key = ("credential", key_id)
-        entry = self._cached(key)
-        if entry is None:
-            async with self._lock(key):
-                entry = self._cached(key) or await self._load_credential(session, key_id)
-        return entry
+        return await self._cached_or(
+            ("credential", key_id), lambda: self._load_credential(session, key_id)
+        )
 
     async def _usable(self, session: AsyncSession, entry: _Entry, key_id: str) -> Principal:
         """The principal of a credential whose secret was proven, if it is in force now."""
@@ -273,12 +276,9 @@ class Authenticator:
         """Sign in with email and password, in the account named by the hint or the only one."""
         email = email.strip().lower()
         key = ("password", email, keyed_hash(self.pepper, password), account_hint)
-        entry = self._cached(key)
-        if entry is None:
-            async with self._lock(key):
-                entry = self._cached(key) or await self._sign_in(
-                    session, key, email, password, account_hint
-                )
+        entry = await self._cached_or(
+            key, lambda: self._sign_in(session, key, email, password, account_hint)
+        )
         return entry.principal
 
     async def _sign_in(

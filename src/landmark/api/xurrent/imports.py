@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request, Response, UploadFile
 from landmark.api.deps import Session, SettingsDep, iso, require
 from landmark.cmdb import exports, imports
 from landmark.core.errors import NotFound, ValidationFailed
+from landmark.core.jobs import tracked
 from landmark.identity.authn import Principal
 from landmark.identity.permissions import Permission
 
@@ -37,7 +38,7 @@ async def list_imports(session: Session, who: Integrator) -> list[dict[str, Any]
 
 @router.get("/import/{token}")
 async def import_status(session: Session, who: Integrator, token: str) -> dict[str, Any]:
-    imp, job = await imports.find(session, who.account_id, token)
+    imp, job = await tracked(session, imports.Import, who.account_id, token)
     body = _import_summary(imp, job)
     body["log"] = await imports.failures(session, who.account_id, imp.id)
     return body
@@ -98,7 +99,7 @@ def _since(value: Any) -> datetime | None:
 async def export_status(
     session: Session, who: Integrator, settings: SettingsDep, token: str
 ) -> dict[str, Any]:
-    export, job = await exports.find(session, who.account_id, token)
+    export, job = await tracked(session, exports.Export, who.account_id, token)
     body: dict[str, Any] = {"token": export.token, "state": exports.state(job)}
     if body["state"] == "done":
         body["url"] = f"{settings.base_url.rstrip('/')}/v1/export/{export.token}/download"
@@ -109,7 +110,7 @@ async def export_status(
 
 @router.get("/export/{token}/download", response_model=None)
 async def download(session: Session, who: Integrator, token: str) -> Response:
-    export, job = await exports.find(session, who.account_id, token)
+    export, job = await tracked(session, exports.Export, who.account_id, token)
     data = await exports.content(session, export)
     if data is None:
         raise NotFound("The export is not ready")

@@ -12,7 +12,7 @@ from landmark.api.xurrent.resources import list_page, reply
 from landmark.cmdb import cis as ci_rules
 from landmark.cmdb import links, reads, service
 from landmark.cmdb import models as m
-from landmark.cmdb.schema import CIS, PEOPLE, TEAMS
+from landmark.cmdb.schema import CIS, PEOPLE, RESOURCES, TEAMS, Resource
 from landmark.identity.permissions import Permission
 
 router = APIRouter(prefix="/v1", tags=["Xurrent CMDB"])
@@ -51,16 +51,19 @@ async def restore(
 # --- CI relations -------------------------------------------------------------------------------
 
 
-async def _relation_body(
-    session: Any, account_id: str, rel: tuple[int, str, int]
-) -> dict[str, Any]:
-    relation_id, kind, other_id = rel
-    other = await session.get(m.ConfigurationItem, other_id)
-    return {
-        "id": relation_id,
-        "ci": {"id": other.id, "label": other.label, "name": other.name},
-        "relation_type": kind,
-    }
+async def _relation_bodies(session: Any, rels: list[tuple[int, str, int]]) -> list[dict[str, Any]]:
+    """Xurrent's CI relation objects; the related CIs are read in one query."""
+    ids = {other_id for _, _, other_id in rels}
+    query = select(m.ConfigurationItem).where(m.ConfigurationItem.id.in_(ids))
+    others = {ci.id: ci for ci in await session.scalars(query)} if ids else {}
+    return [
+        {
+            "id": relation_id,
+            "ci": {"id": other_id, "label": others[other_id].label, "name": others[other_id].name},
+            "relation_type": kind,
+        }
+        for relation_id, kind, other_id in rels
+    ]
 
 
 @router.get("/cis/{ident:int}/ci_relations", dependencies=READ, summary="Relations of a CI")
@@ -68,8 +71,7 @@ async def list_relations(
     ident: int, request: Request, who: CurrentPrincipal, session: Session
 ) -> Response:
     ci = await service.get(session, CIS, who.account_id, ident)
-    rels = await links.relations(session, ci)
-    return reply(request, [await _relation_body(session, who.account_id, r) for r in rels])
+    return reply(request, await _relation_bodies(session, await links.relations(session, ci)))
 
 
 @router.post(
@@ -83,9 +85,8 @@ async def add_relation(
     session: Session,
 ) -> Response:
     ci = await service.get(session, CIS, who.account_id, ident)
-    created = await _relation_body(
-        session, who.account_id, await links.add_relation(session, who, ci, body)
-    )
+    rel = await links.add_relation(session, who, ci, body)
+    (created,) = await _relation_bodies(session, [rel])
     await session.commit()
     return reply(request, created, 201)
 
@@ -104,11 +105,9 @@ async def remove_relation(
 
 # --- people linked to a record ------------------------------------------------------------------
 
-OWNERS = {"cis": (CIS, "users"), "teams": (TEAMS, "members")}
 
-
-def _people_routes(path: str) -> None:
-    resource, name = OWNERS[path]
+def _people_routes(resource: Resource) -> None:
+    name = links.LINKS[resource.name][2]  # "users" of a CI, "members" of a team
 
     async def list_people(
         ident: int, request: Request, who: CurrentPrincipal, session: Session
@@ -121,7 +120,6 @@ def _people_routes(path: str) -> None:
     ) -> Response:
         owner = await service.get(session, resource, who.account_id, ident)
         await links.link_person(session, who, resource, owner, person_id)
-        await session.flush()
         person = await reads.get(session, PEOPLE, who.account_id, person_id)
         await session.commit()
         return reply(request, render.listed(person, PEOPLE, PEOPLE.collection_fields), 201)
@@ -135,7 +133,7 @@ def _people_routes(path: str) -> None:
         await session.commit()
         return Response(status_code=204)
 
-    base = f"/{path}/{{ident:int}}/{name}"
+    base = f"/{resource.name}/{{ident:int}}/{name}"
     router.add_api_route(
         base,
         list_people,
@@ -169,8 +167,8 @@ def _people_routes(path: str) -> None:
     )
 
 
-for _path in OWNERS:
-    _people_routes(_path)
+for _owner in links.LINKS:
+    _people_routes(RESOURCES[_owner])
 
 
 @router.get("/people/{ident:int}/teams", dependencies=READ, summary="The teams of a person")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from landmark.api.deps import CurrentPrincipal, Session, SignedIn, require
 from landmark.api.xurrent import render
 from landmark.api.xurrent.audit import render_lines
-from landmark.api.xurrent.resources import audit_page, reply
+from landmark.api.xurrent.resources import CMDB_SUBJECTS, audit_page, reply
 from landmark.cmdb import service
 from landmark.cmdb.people import person_of
 from landmark.cmdb.schema import ENUMS, PEOPLE
@@ -26,21 +26,12 @@ async def root() -> dict[str, Any]:
     return {}
 
 
-async def _me(request: Request, who: Any, session: Any) -> Response:
-    person = await person_of(session, who)
-    person = await service.reload(session, person)
+@router.get("/me", summary="The person of the signed-in user")
+@router.get("/people/me", summary="The person of the signed-in user")
+async def me(request: Request, who: CurrentPrincipal, session: Session) -> Response:
+    person = await service.reload(session, await person_of(session, who))
     await session.commit()
     return reply(request, render.record(person, PEOPLE))
-
-
-@router.get("/me", summary="The person of the signed-in user")
-async def me(request: Request, who: CurrentPrincipal, session: Session) -> Response:
-    return await _me(request, who, session)
-
-
-@router.get("/people/me", summary="The person of the signed-in user")
-async def people_me(request: Request, who: CurrentPrincipal, session: Session) -> Response:
-    return await _me(request, who, session)
 
 
 @router.get("/enums", summary="Every enumeration of the CMDB")
@@ -84,8 +75,6 @@ async def audit_lines(request: Request, who: CurrentPrincipal, session: Session)
 async def audit_line(
     ident: int, request: Request, who: CurrentPrincipal, session: Session
 ) -> Response:
-    from landmark.api.xurrent.resources import CMDB_SUBJECTS
-
     event = await session.scalar(
         select(Event).where(
             Event.account_id == who.account_id,

@@ -13,6 +13,7 @@ from typing import Any
 from landmark.cmdb.cis import derived
 from landmark.cmdb.schema import RESOURCES, Field, Resource
 from landmark.cmdb.values import plain
+from landmark.core.errors import BadRequest
 
 
 def reference(obj: Any, resource: Resource) -> dict[str, Any] | None:
@@ -76,8 +77,6 @@ def listed(obj: Any, resource: Resource, fields: tuple[str, ...]) -> dict[str, A
 
 def collection_fields(resource: Resource, requested: str | None) -> tuple[str, ...]:
     """`?fields=a,b` (id always first) or the resource's default collection fields."""
-    from landmark.core.errors import BadRequest
-
     if not requested:
         return resource.collection_fields
     names = [n.strip() for n in requested.split(",") if n.strip()]

@@ -1,6 +1,6 @@
 """The Xurrent REST face of every CMDB resource: list, predefined filters, get, create, update,
-audit. The same handful of routes is registered for each resource of cmdb/schema.py; CIs add
-their own in api/xurrent/cis.py.
+audit. The same handful of routes is registered for each resource of cmdb/schema.py; the routes
+of links (CI relations and users, team members) and CI archiving are in api/xurrent/links.py.
 """
 
 import hashlib
@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 
 from landmark.api.deps import CurrentPrincipal, Session, require
 from landmark.api.xurrent import render
+from landmark.api.xurrent.audit import render_lines
 from landmark.api.xurrent.pagination import pagination_headers
 from landmark.cmdb import cis as ci_rules
 from landmark.cmdb import reads, service
@@ -73,10 +74,10 @@ def source_hint(request: Request) -> service.Write:
 
 
 async def page_of(
-    request: Request, session: Any, query: Any, spec: Listing, ignore: tuple[str, ...] = ()
+    request: Request, session: Any, query: Any, spec: Listing
 ) -> tuple[list[Any], dict[str, str]]:
     params = request.query_params.multi_items()
-    parsed = parse_list_query(spec, params, ignore=("fields", *ignore))
+    parsed = parse_list_query(spec, params, ignore=("fields",))
     page = await fetch_page(session, query, spec, parsed)
     url = str(request.url).split("?", 1)[0]
     return page.rows, pagination_headers(url, params, page)
@@ -113,16 +114,17 @@ def _routes(resource: Resource) -> None:
     base = f"/{resource.name}"
     noun = resource.singular.replace("_", " ")
 
-    async def list_all(request: Request, who: CurrentPrincipal, session: Session) -> Response:
-        return await list_records(request, who, session, resource, None)
-
     router.add_api_route(
-        base, list_all, methods=["GET"], dependencies=READ, summary=f"List {resource.name}"
+        base,
+        _lister(resource, None),
+        methods=["GET"],
+        dependencies=READ,
+        summary=f"List {resource.name}",
     )
     for name in resource.predefined:
         router.add_api_route(
             f"{base}/{name}",
-            _predefined(resource, name),
+            _lister(resource, name),
             methods=["GET"],
             dependencies=READ,
             summary=f"List {name} {resource.name}",
@@ -190,13 +192,15 @@ def _routes(resource: Resource) -> None:
     )
 
 
-def _predefined(resource: Resource, name: str) -> Callable[..., Any]:
-    async def list_predefined(
+def _lister(resource: Resource, predefined: str | None) -> Callable[..., Any]:
+    """The handler of a collection, whole or through one of its predefined filters."""
+
+    async def list_collection(
         request: Request, who: CurrentPrincipal, session: Session
     ) -> Response:
-        return await list_records(request, who, session, resource, name)
+        return await list_records(request, who, session, resource, predefined)
 
-    return list_predefined
+    return list_collection
 
 
 # --- audit trail ------------------------------------------------------------------------------
@@ -216,10 +220,6 @@ CMDB_SUBJECTS = tuple(r.singular for r in RESOURCES.values())
 async def audit_page(
     request: Request, who: Any, session: Any, subject_type: str | None, subject_id: int | None
 ) -> Response:
-    from sqlalchemy import select
-
-    from landmark.api.xurrent.audit import render_lines
-
     query = select(Event).where(Event.account_id == who.account_id)
     if subject_type is None:
         query = query.where(Event.subject_type.in_(CMDB_SUBJECTS))
