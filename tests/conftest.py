@@ -131,6 +131,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "rate_limit": 100_000,
         "auth_cache_seconds": 2.0,
         "log_level": "INFO",
+        # Webhook receivers of the tests listen on 127.0.0.1; failed deliveries retry quickly.
+        "webhook_allowed_hosts": "127.0.0.1",
+        "webhook_retry_seconds": 0.2,
+        "webhook_timeout_seconds": 2.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

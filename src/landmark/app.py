@@ -26,6 +26,7 @@ from landmark.identity.keys import KeyRing, ensure_signing_key
 from landmark.identity.pepper import load_pepper
 from landmark.identity.ratelimit import MemoryCounter, RateLimiter, RedisCounter
 from landmark.settings import Settings, get_settings
+from landmark.webhooks import service as webhooks
 
 DESCRIPTION = """
 Landmark is a self-hosted platform for an organisation's IT landscape. It speaks the Xurrent REST
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await keyring.load(session)
             pepper = await load_pepper(session, settings)
             await eam_purge.ensure_scheduled(session)  # the daily purge of archived fact sheets
+            await webhooks.ensure_purge_scheduled(session)  # and of old webhook deliveries
             await session.commit()
         counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
         app.state.engine = engine

@@ -37,6 +37,9 @@ from landmark.identity.models import (
     SigningKey,
     User,
 )
+from landmark.webhooks import engine as webhooks_engine  # noqa: F401  (its worker service)
+from landmark.webhooks import service as webhooks_service  # noqa: F401  (its job handler)
+from landmark.webhooks.models import WebhookCursor, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Account",
@@ -70,4 +73,7 @@ __all__ = [
     "Tag",
     "TagGroup",
     "User",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -46,6 +46,22 @@ class Settings(BaseSettings):
     job_retention_days: int = 30  # jobs.purge deletes finished jobs older than this
     archive_retention_days: int = 90  # eam.purge_archived deletes fact sheets archived longer
 
+    # Webhooks (webhooks/). Targets on internal addresses are refused unless listed here
+    # (comma-separated host names, IP addresses or CIDR networks, e.g. "127.0.0.1,10.0.0.0/8").
+    webhook_allowed_hosts: str = ""
+    webhook_retry_seconds: float = 50.0  # a failing subscription is retried this often
+    webhook_connect_timeout_seconds: float = 3.0
+    webhook_timeout_seconds: float = 10.0  # the whole attempt, answer included
+    webhook_response_max_bytes: int = 8192  # read and kept of an answer
+    webhook_max_connections: int = 256  # one worker's connection pool, all targets
+    webhook_target_concurrency: int = 16  # requests one worker has in flight per subscription
+    webhook_in_flight: int = 512  # requests one worker has in flight in all
+    webhook_claim_batch: int = 256  # deliveries claimed per statement
+    webhook_fanout_batch: int = 1000  # events fanned out per transaction
+    webhook_poll_seconds: float = 0.05  # how often a worker looks for new events and deliveries
+    webhook_lease_seconds: int = 60  # a claimed delivery is taken again after this long
+    webhook_event_retention_days: int = 30  # PULL events and the deliveries log
+
     log_level: str = "INFO"
 
     @property

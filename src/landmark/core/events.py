@@ -112,6 +112,9 @@ async def _reserve(session: AsyncSession, account_id: str, count: int) -> int:
     """Take the account's next `count` sequence numbers; returns the last of them."""
     from landmark.identity.models import Account
 
+    # Tells listeners of this process (the webhook fan-out) after commit that events were added.
+    session.info["landmark.events"] = True
+
     last = (
         await session.execute(
             update(Account)

@@ -141,6 +141,23 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+Service = Callable[["Worker", asyncio.Event], Awaitable[None]]
+_services: dict[str, Service] = {}
+
+
+def service(name: str) -> Callable[[Service], Service]:
+    """Register `fn(worker, stop)` as a long-running task of every worker loop (the webhook
+    engine): it starts with `Worker.run` and must return soon after `stop` is set."""
+
+    def register(fn: Service) -> Service:
+        if name in _services:
+            raise ValueError(f"a worker service named {name!r} is registered already")
+        _services[name] = fn
+        return fn
+
+    return register
+
+
 def _due(now: datetime) -> Any:
     """Queued and due, or running under a lease that ran out (its worker died)."""
     return or_(
@@ -237,6 +254,7 @@ class Worker:
         """Poll until `stop` is set, then let the running jobs finish."""
         slots = asyncio.Semaphore(max(self.settings.worker_concurrency, 1))
         running: set[asyncio.Task[None]] = set()
+        services = [asyncio.create_task(self._serve(n, fn, stop)) for n, fn in _services.items()]
         log.info("worker started", extra={"worker": self.worker_id})
         while not stop.is_set():
             await slots.acquire()
@@ -250,8 +268,17 @@ class Worker:
             task.add_done_callback(running.discard)
             task.add_done_callback(lambda _: slots.release())
             task.add_done_callback(self._log_crash)
-        await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.gather(*running, *services, return_exceptions=True)
         log.info("worker stopped", extra={"worker": self.worker_id})
+
+    async def _serve(self, name: str, fn: Service, stop: asyncio.Event) -> None:
+        """Run a service until `stop`; one that crashes is started again after a pause."""
+        while not stop.is_set():
+            try:
+                await fn(self, stop)
+            except Exception:
+                log.exception("worker service %s crashed", name, extra={"worker": self.worker_id})
+                await _wait(stop, self.settings.worker_poll_seconds)
 
     async def run_once(self) -> int:
         """Claim and run jobs one by one until none is due; the number of jobs run."""

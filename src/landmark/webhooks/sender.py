@@ -1,0 +1,135 @@
+"""The HTTP side of a delivery: one shared client, limits, and the SSRF check before each call.
+
+Every request has a connect timeout and a total timeout, follows no redirect (a 3xx is a failed
+delivery), names Landmark in its User-Agent, and reads at most `webhook_response_max_bytes` of
+the answer (what is kept for the deliveries log). The target is checked by the SSRF guard right
+before the call and the connection goes to the address that was checked.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from landmark.settings import Settings
+from landmark.webhooks import ssrf
+
+
+def _version() -> str:
+    try:
+        return version("landmark")
+    except PackageNotFoundError:  # running from a source tree
+        return "0"
+
+
+USER_AGENT = f"Landmark/{_version()} (webhooks)"
+# Headers of the answer worth keeping in the log (the rest is noise or could be large).
+KEPT_HEADERS = 20
+
+
+@dataclass
+class Result:
+    """The outcome of one attempt."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    error: str | None = None
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    def describe(self) -> str:
+        """Why the attempt failed, for `last_error`."""
+        if self.error:
+            return self.error
+        return f"HTTP {self.status}: {self.body[:200]}"
+
+
+class Sender:
+    """Sends requests through one pooled client; `close` when done."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.webhook_timeout_seconds, connect=settings.webhook_connect_timeout_seconds
+            ),
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=settings.webhook_max_connections,
+                max_keepalive_connections=settings.webhook_max_connections,
+            ),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,  # no proxy from the environment: the SSRF check must hold
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def send(self, method: str, url: str, headers: dict[str, str], body: str) -> Result:
+        started = time.perf_counter()
+        result = await self._attempt(method, url, headers, body)
+        result.duration_ms = round((time.perf_counter() - started) * 1000)
+        return result
+
+    async def _attempt(self, method: str, url: str, headers: dict[str, str], body: str) -> Result:
+        try:
+            target = await ssrf.check(url, self.settings.webhook_allowed_hosts)
+        except ssrf.Refused as exc:
+            return Result(error=f"refused: target {exc}")
+        request = self.client.build_request(
+            method,
+            pinned(target),
+            content=body.encode(),
+            headers={**headers, "Host": urlsplit(url).netloc.rsplit("@", 1)[-1]},
+            extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+        )
+        try:
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                return await self._exchange(request)
+        except TimeoutError:
+            return Result(error=f"timed out after {self.settings.webhook_timeout_seconds} s")
+        except httpx.HTTPError as exc:
+            return Result(error=f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
+
+    async def _exchange(self, request: httpx.Request) -> Result:
+        response = await self.client.send(request, stream=True)
+        try:
+            limit = self.settings.webhook_response_max_bytes
+            content = bytearray()
+            async for chunk in response.aiter_raw():
+                content += chunk
+                if len(content) >= limit:  # the rest is not read: the cap holds
+                    break
+            kept = dict(list(response.headers.items())[:KEPT_HEADERS])
+            text = bytes(content[:limit]).decode("utf-8", "replace")
+            return Result(status=response.status_code, headers=kept, body=text)
+        finally:
+            await response.aclose()
+
+
+def pinned(target: ssrf.Target) -> str:
+    """The target URL with its host replaced by the checked address."""
+    parts = urlsplit(target.url)
+    host = f"[{target.address}]" if ":" in target.address else target.address
+    return urlunsplit((parts.scheme, f"{host}:{target.port}", parts.path or "/", parts.query, ""))
+
+
+def public_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    """Request headers as shown in the log (Authorization masked)."""
+    return {k: (mask(v) if k.lower() == "authorization" else v) for k, v in headers.items()}
+
+
+def mask(value: str | None) -> str | None:
+    """An authorization header as shown back: its scheme and a mask, never the secret."""
+    if not value:
+        return value
+    scheme, _, secret = value.partition(" ")
+    return f"{scheme} ****" if secret else "****"
