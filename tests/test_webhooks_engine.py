@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from cmdb_helpers import make_cmdb
 from conftest import Server, Tenant
-from webhook_helpers import Receiver, wait_until
+from webhook_helpers import Receiver, admin_principal, wait_until
 
 
 @pytest.fixture
@@ -20,12 +20,11 @@ def receiver() -> Iterator[Receiver]:
 
 def subscribe(server: Server, tenant: Tenant, url: str, tag_sets: list[list[str]], **extra: Any):
     """A LeanIX-dialect PUSH subscription made through the domain service."""
-    from landmark.identity.authn import Principal
     from landmark.webhooks import service
     from landmark.webhooks.models import WebhookSubscription
 
     async def make(session: Any) -> WebhookSubscription:
-        who = await admin(session, tenant)
+        who = await admin_principal(session, tenant.slug, tenant.admin_id)
         sub = WebhookSubscription(
             dialect="leanix",
             name=extra.pop("name", "test"),
@@ -36,22 +35,7 @@ def subscribe(server: Server, tenant: Tenant, url: str, tag_sets: list[list[str]
         await service.create(session, who, sub)
         return sub
 
-    assert Principal  # the service takes a principal: built from the tenant's admin below
     return server.run(make)
-
-
-async def admin(session: Any, tenant: Tenant) -> Any:
-    from landmark.identity.authn import Principal
-    from landmark.identity.models import Account
-
-    account = (await session.execute(select(Account).where(Account.id == tenant.slug))).scalar_one()
-    return Principal(
-        user_id=tenant.admin_id, user_uuid=account.uuid, user_name="admin", user_email=None,
-        user_kind="person", account_id=account.id, account_uuid=account.uuid,
-        account_name=account.name, role="admin", permissions=frozenset({"webhooks"}),
-        credential_id=None, credential_kind=None, rate_limit=1000, rate_window=60,
-        valid_until=None,
-    )  # fmt: skip
 
 
 def test_a_cmdb_change_reaches_a_matching_subscription(client, server, tenant, receiver) -> None:

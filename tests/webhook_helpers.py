@@ -94,3 +94,21 @@ def wait_until(check: Callable[[], Any], timeout: float = 15) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+async def admin_principal(session: Any, slug: str, user_id: int) -> Any:
+    """The principal of an account's admin, for calling domain services directly."""
+    from sqlalchemy import select
+
+    from landmark.identity.authn import Principal
+    from landmark.identity.models import Account
+    from landmark.identity.permissions import Permission
+
+    account = (await session.execute(select(Account).where(Account.id == slug))).scalar_one()
+    return Principal(
+        user_id=user_id, user_uuid=account.uuid, user_name="admin", user_email=None,
+        user_kind="person", account_id=account.id, account_uuid=account.uuid,
+        account_name=account.name, role="admin",
+        permissions=frozenset(p.value for p in Permission), credential_id=None,
+        credential_kind=None, rate_limit=1000, rate_window=60, valid_until=None,
+    )  # fmt: skip

@@ -11,6 +11,7 @@ from landmark.api import errors
 from landmark.api.deps import document_sign_in
 from landmark.api.graphql.router import router as graphql_router
 from landmark.api.leanix import mtm, pathfinder
+from landmark.api.leanix import webhooks as leanix_webhooks
 from landmark.api.platform import health, identity, oauth, upsolver
 from landmark.api.xurrent import imports as xurrent_imports
 from landmark.api.xurrent import links as xurrent_links
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity.router,
         upsolver.router,
         mtm.router,
+        leanix_webhooks.router,
         graphql_router,
     )
     for router in routers:

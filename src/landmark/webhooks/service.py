@@ -107,8 +107,12 @@ async def get(
         query = query.with_for_update()
     sub = (await session.execute(query)).scalar_one_or_none()
     if sub is None:
-        raise NotFound("Subscription not found", [("id", "not found")])
+        raise not_found()
     return sub
+
+
+def not_found() -> NotFound:
+    return NotFound("Subscription not found", [("id", "not found")])
 
 
 async def listing(
