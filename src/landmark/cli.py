@@ -18,6 +18,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(help="Webhook subscriptions.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 
 
@@ -317,5 +319,61 @@ async def _import(account: str, type: str, file: Path) -> dict[str, Any]:
                 **imports.status(found),
                 "log": await imports.failures(session, account, imp.id),
             }
+    finally:
+        await engine.dispose()
+
+
+@webhooks_app.command("test")
+def test_webhook(
+    subscription: str = typer.Argument(..., help="Subscription id (LeanIX uuid or Xurrent id)."),
+) -> None:
+    """Send a sample event to a subscription now and show the receiver's answer."""
+    from landmark.core.errors import DomainError
+
+    try:
+        outcome = asyncio.run(_test_webhook(subscription))
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    result, target, delivery_id = outcome
+    status = result.status if result.status is not None else "no answer"
+    console.print(f"{target} -> {status} in {result.duration_ms} ms (delivery {delivery_id})")
+    if result.error:
+        console.print(f"error: {result.error}", markup=False)
+    if result.body:
+        console.print(result.body, markup=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+async def _test_webhook(ident: str) -> Any:
+    from uuid import UUID
+
+    import landmark.models  # noqa: F401
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.errors import BadRequest, NotFound
+    from landmark.core.migrate import upgrade
+    from landmark.webhooks import service
+    from landmark.webhooks.models import PUSH, WebhookSubscription
+
+    settings = get_settings()
+    await upgrade(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        sessions = session_factory(engine)
+        key = WebhookSubscription.id == int(ident) if ident.isdigit() else None
+        if key is None:
+            try:
+                key = WebhookSubscription.uuid == UUID(ident)
+            except ValueError:
+                raise NotFound(f"no subscription {ident!r}") from None
+        async with sessions() as session:
+            sub = await session.scalar(select(WebhookSubscription).where(key))
+        if sub is None:
+            raise NotFound(f"no subscription {ident!r}")
+        if sub.delivery_type != PUSH:
+            raise BadRequest(f"subscription {ident} is PULL: there is no target to send to")
+        delivery_id, result = await service.send_test(sessions, settings, sub)
+        return result, f"{sub.target_method} {sub.target_url}", delivery_id
     finally:
         await engine.dispose()
