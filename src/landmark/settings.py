@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0  # the whole attempt, answer included
     webhook_response_max_bytes: int = 8192  # read and kept of an answer
     webhook_max_connections: int = 256  # one worker's connection pool, all targets
-    webhook_target_concurrency: int = 16  # requests one worker has in flight per subscription
+    webhook_target_concurrency: int = 32  # requests one worker has in flight per subscription
     webhook_in_flight: int = 512  # requests one worker has in flight in all
     webhook_claim_batch: int = 256  # deliveries claimed per statement
     webhook_fanout_batch: int = 1000  # events fanned out per transaction

@@ -19,6 +19,7 @@ out, claim due deliveries in batches, send them concurrently, and write the outc
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,12 @@ from landmark.webhooks.models import (
 from landmark.webhooks.sender import Result, Sender
 
 log = logging.getLogger("landmark.webhooks")
+
+# How long the sender reuses a loaded subscription (its target, authorization, dialect).
+SUBSCRIPTION_CACHE_SECONDS = 1.0
+# How long the claimer and the writer wait for more work before a round trip, so that one round
+# trip serves many deliveries under load (adds at most this much to a delivery's latency).
+COALESCE_SECONDS = 0.005
 
 # ---- waking up after a commit in this process ---------------------------------------------
 
@@ -122,6 +129,7 @@ async def claim(
     lease_seconds: float,
     room: Callable[[int], int] | None = None,
     full: frozenset[int] = frozenset(),
+    known: "Subscriptions | None" = None,
 ) -> list[Claimed]:
     """Lease up to `limit` due deliveries to `worker_id` and commit.
 
@@ -163,7 +171,7 @@ async def claim(
             .execution_options(synchronize_session=False)
         )
     ).all()
-    subs = await _subscriptions(session, {row.subscription_id for row in leased})
+    subs = await (known or Subscriptions(0)).get(session, {row.subscription_id for row in leased})
     claimed = []
     for row in leased:
         sub = subs[row.subscription_id]
@@ -179,11 +187,26 @@ async def claim(
     return claimed
 
 
-async def _subscriptions(session: AsyncSession, ids: set[int]) -> dict[int, WebhookSubscription]:
-    if not ids:
-        return {}
-    rows = await session.scalars(select(WebhookSubscription).where(WebhookSubscription.id.in_(ids)))
-    return {sub.id: sub for sub in rows}
+class Subscriptions:
+    """Subscriptions by id, each reused for `seconds` (a change reaches the sender that late)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.loaded: dict[int, tuple[float, WebhookSubscription]] = {}
+
+    async def get(self, session: AsyncSession, ids: set[int]) -> dict[int, WebhookSubscription]:
+        now = time.monotonic()
+        found = {i: self.loaded[i][1] for i in ids if i in self.loaded and self.loaded[i][0] > now}
+        missing = ids - found.keys()
+        if missing:
+            s = WebhookSubscription
+            for sub in await session.scalars(select(s).where(s.id.in_(missing))):
+                session.expunge(sub)
+                found[sub.id] = sub
+                self.loaded[sub.id] = (now + self.seconds, sub)
+        if len(self.loaded) > 10_000:
+            self.loaded.clear()
+        return found
 
 
 # ---- writing outcomes back ------------------------------------------------------------------
@@ -266,9 +289,14 @@ async def _record_health(
 ) -> None:
     s = WebhookSubscription
     assert h.last is not None
-    values: dict[str, Any] = {"last_delivery_status": h.last.status, "last_delivery_at": now}
+    values: dict[str, Any] = {"last_delivery_status": h.last.status}
+    statement = update(s).where(s.id == subscription_id)
     if h.failures == 0:
         values.update(error_count=0, first_failed_at=None, retry_at=None)
+        # A healthy subscription that stays healthy is not written again (no row churn).
+        statement = statement.where(
+            or_(s.error_count != 0, s.last_delivery_status.is_distinct_from(h.last.status))
+        )
     else:
         base = 0 if h.recovered else s.error_count
         values.update(
@@ -277,12 +305,7 @@ async def _record_health(
             last_error=h.last.describe()[:2000],
             retry_at=None if h.ignore_error else retry_at,
         )
-    await session.execute(
-        update(s)
-        .where(s.id == subscription_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(statement.values(**values).execution_options(synchronize_session=False))
 
 
 # ---- the engine -----------------------------------------------------------------------------
@@ -297,14 +320,15 @@ class Engine:
         self.sessions = sessions
         self.settings = settings
         self.worker_id = worker_id
-        self.sender = Sender(settings)
         self.events = asyncio.Event()  # events were committed: fan out
         self.queued = asyncio.Event()  # deliveries were queued or a slot freed: claim
         self.outcomes: asyncio.Queue[tuple[Claimed, Result]] = asyncio.Queue()
         self.in_flight: Counter[int] = Counter()  # by subscription
         self.sending: set[asyncio.Task[None]] = set()
+        self.subscriptions = Subscriptions(SUBSCRIPTION_CACHE_SECONDS)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.sender = Sender(self.settings)
         handle = listen(self.events)
         writer = asyncio.create_task(self._write_loop())
         try:
@@ -342,8 +366,11 @@ class Engine:
                 claimed = await self._claim(min(room, settings.webhook_claim_batch))
                 for item in claimed:
                     self._start(item)
-            if not claimed or len(claimed) < min(room, settings.webhook_claim_batch) // 2:
-                await _wait(self.queued, stop, settings.webhook_poll_seconds)
+            if claimed and len(claimed) >= min(room, settings.webhook_claim_batch) // 2:
+                continue  # a full batch: there are probably more
+            await _wait(self.queued, stop, settings.webhook_poll_seconds)
+            if self.sending:  # let a few more sends finish: claims take batches, not single rows
+                await asyncio.sleep(COALESCE_SECONDS)
 
     async def _claim(self, limit: int) -> list[Claimed]:
         cap = self.settings.webhook_target_concurrency
@@ -354,8 +381,9 @@ class Engine:
 
         try:
             async with self.sessions() as session:
+                lease = self.settings.webhook_lease_seconds
                 return await claim(
-                    session, self.worker_id, limit, self.settings.webhook_lease_seconds, room, full
+                    session, self.worker_id, limit, lease, room, full, self.subscriptions
                 )
         except OperationalError:  # SQLite busy: the next pass tries again
             log.warning("claiming webhook deliveries failed", exc_info=True)
@@ -384,6 +412,7 @@ class Engine:
     async def _write_loop(self) -> None:
         while True:
             batch = [await self.outcomes.get()]
+            await asyncio.sleep(COALESCE_SECONDS)  # one write for the outcomes of a few moments
             while not self.outcomes.empty() and len(batch) < 1000:
                 batch.append(self.outcomes.get_nowait())
             await self._write(batch)

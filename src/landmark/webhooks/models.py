@@ -59,7 +59,6 @@ class WebhookSubscription(Base):
     first_failed_at: Mapped[datetime | None]
     last_delivery_status: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
-    last_delivery_at: Mapped[datetime | None]
     # While failing, no delivery of this subscription is attempted before this time.
     retry_at: Mapped[datetime | None]
     # PULL: the offset (event sequence number) of the next event to hand out.

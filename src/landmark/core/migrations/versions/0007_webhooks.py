@@ -51,7 +51,6 @@ def upgrade() -> None:
         sa.Column("first_failed_at", landmark.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_delivery_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("last_delivery_at", landmark.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("retry_at", landmark.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("pull_offset", sa.BigInteger(), nullable=False),
         sa.Column("created_at", landmark.core.db.UTCDateTime(timezone=True), nullable=False),
