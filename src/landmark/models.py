@@ -40,6 +40,7 @@ from landmark.identity.models import (
 from landmark.webhooks import engine as webhooks_engine  # noqa: F401  (its worker service)
 from landmark.webhooks import service as webhooks_service  # noqa: F401  (its job handler)
 from landmark.webhooks.models import WebhookCursor, WebhookDelivery, WebhookSubscription
+from landmark.webhooks.policies import WebhookPolicy
 
 __all__ = [
     "Account",
@@ -75,5 +76,6 @@ __all__ = [
     "User",
     "WebhookCursor",
     "WebhookDelivery",
+    "WebhookPolicy",
     "WebhookSubscription",
 ]
