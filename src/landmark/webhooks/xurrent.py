@@ -35,13 +35,12 @@ from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from landmark.cmdb import models as m
+from landmark.cmdb.people import authors
 from landmark.cmdb.schema import RESOURCES
 from landmark.core import clock
 from landmark.core.errors import BadRequest, NotFound, ValidationFailed
 from landmark.core.events import SYSTEM, Event, record
 from landmark.identity.authn import Principal
-from landmark.identity.models import User
 from landmark.identity.secrets import keyed_hash, same_hash
 from landmark.settings import Settings
 from landmark.webhooks import policies, service
@@ -112,26 +111,6 @@ class Context:
     people: dict[int, tuple[int | None, str]]  # actor user id -> (person id, name)
 
 
-async def actors(
-    session: AsyncSession, account_id: str, user_ids: set[int]
-) -> dict[int, tuple[int | None, str]]:
-    """Who made changes, as Xurrent names them: the user's person in the account, else the
-    user's own name (without a person id)."""
-    if not user_ids:
-        return {}
-    rows = await session.execute(
-        select(m.Person.user_id, m.Person.id, m.Person.name).where(
-            m.Person.account_id == account_id, m.Person.user_id.in_(user_ids)
-        )
-    )
-    found: dict[int, tuple[int | None, str]] = {uid: (pid, name) for uid, pid, name in rows if uid}
-    missing = user_ids - found.keys()
-    if missing:
-        users = await session.execute(select(User.id, User.name).where(User.id.in_(missing)))
-        found.update({uid: (None, name) for uid, name in users})
-    return found
-
-
 class Xurrent(Dialect):
     name = NAME
 
@@ -139,7 +118,7 @@ class Xurrent(Dialect):
         self, session: AsyncSession, account_id: str, events: Sequence[Event]
     ) -> Context:
         users = {e.actor_user_id for e in events if e.actor_user_id is not None}
-        return Context(await actors(session, account_id, users))
+        return Context(await authors(session, account_id, users))
 
     def matches(self, subscription: WebhookSubscription, event: Event) -> bool:
         found = xurrent_event(event)
