@@ -75,6 +75,16 @@ def verified(client: httpx.Client, tenant: Tenant, receiver: Receiver, **body: A
     return hook
 
 
+async def send_test(server: Server, session: Any, webhook_id: int) -> int | None:
+    """What `landmark webhooks test` does; the receiver's status."""
+    from landmark.webhooks import service
+    from landmark.webhooks.models import WebhookSubscription
+
+    sub = await session.get(WebhookSubscription, webhook_id)
+    _, result = await service.send_test(server.app.state.sessions, server.settings, sub)
+    return result.status
+
+
 def settled(server: Server, tenant: Tenant) -> None:
     """Wait until the account's events are fanned out and no delivery is pending."""
     from landmark.identity.models import Account
@@ -258,6 +268,11 @@ def test_policy_signed_deliveries_verify_with_the_returned_public_key(
     seen = receiver.wait_for(lambda r: len(r) == 2)
     data = check(seen[1].json()["jwt"])["data"]
     assert (data["event"], data["object_id"]) == ("team.create", team["id"])
+    # `landmark webhooks test` signs its sample too.
+    status = server.run(lambda session: send_test(server, session, hook["id"]))
+    assert status == 200
+    sample = check(receiver.wait_for(lambda r: len(r) == 3)[2].json()["jwt"])["data"]
+    assert sample["webhook_id"] == hook["id"] and "test" in sample["payload"]["message"]
     with pytest.raises(jwt.InvalidSignatureError):
         other = client.post("/v1/webhook_policies", json=body, headers=tenant.auth).json()
         jwt.decode(seen[1].json()["jwt"], other["public_key_pem"], algorithms=[alg.upper()],
