@@ -455,3 +455,21 @@ def test_lists_page_and_filter_like_every_xurrent_collection(client, tenant, rec
     deleted = client.delete(f"/v1/webhooks/{enabled[0]['id']}", headers=tenant.auth)
     assert deleted.status_code == 204
     assert client.get(f"/v1/webhooks/{enabled[0]['id']}", headers=tenant.auth).status_code == 404
+
+
+def test_sending_the_uri_again_renews_a_pending_verification(
+    client, server, tenant, receiver
+) -> None:
+    hook = create(client, tenant, event="ci.create", uri=receiver.url)
+    first = verification(receiver, hook["id"])
+    path = f"/v1/webhooks/{hook['id']}"
+    assert client.patch(path, json={"uri": receiver.url}, headers=tenant.auth).status_code == 200
+    receiver.wait_for(lambda r: len(r) == 2)
+    second = verification(receiver, hook["id"])
+    assert second["payload"]["callback"] != first["payload"]["callback"]
+    assert client.get(callback(first)).status_code == 422
+    assert client.get(callback(second)).status_code == 200
+    # Verified: the same uri again changes nothing and asks nothing.
+    assert client.patch(path, json={"uri": receiver.url}, headers=tenant.auth).status_code == 200
+    settled(server, tenant)
+    assert len(messages(receiver, VERIFY)) == 2
