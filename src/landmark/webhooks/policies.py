@@ -24,9 +24,10 @@ from sqlalchemy import ForeignKey, Index, String, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from landmark.cmdb.service import invalid
 from landmark.core import clock
 from landmark.core.db import Base
-from landmark.core.errors import NotFound, ValidationFailed
+from landmark.core.errors import NotFound
 from landmark.core.events import record
 from landmark.identity.authn import Principal
 from landmark.webhooks.models import WebhookSubscription
@@ -115,10 +116,7 @@ def check(values: dict[str, Any]) -> None:
     """The rules beyond the field types: a lifetime within bounds; `disabled` is a flag."""
     expires_in = values.get("jwt_claim_expires_in")
     if expires_in is not None and not 0 < expires_in <= MAX_EXPIRES_IN:
-        raise ValidationFailed(
-            "Validation Failed",
-            [("jwt_claim_expires_in", f"must be from 1 to {MAX_EXPIRES_IN} seconds")],
-        )
+        raise invalid("jwt_claim_expires_in", f"must be from 1 to {MAX_EXPIRES_IN} seconds")
     if "disabled" in values:
         values["disabled"] = bool(values["disabled"])
 
@@ -159,7 +157,7 @@ async def get(
         query = query.with_for_update()
     policy = (await session.execute(query)).scalar_one_or_none()
     if policy is None:
-        raise NotFound("Webhook policy not found", [("id", "not found")])
+        raise NotFound("Webhook policy not found")
     return policy
 
 
@@ -169,10 +167,7 @@ async def update(
     """Apply changed values; True when `disabled` changed (the caller re-evaluates the linked
     webhooks). The key pair belongs to the algorithm, so `jwt_alg` cannot change."""
     if "jwt_alg" in values and values["jwt_alg"] != policy.jwt_alg:
-        raise ValidationFailed(
-            "Validation Failed",
-            [("jwt_alg", "cannot be changed (its key pair belongs to it): create a new policy")],
-        )
+        raise invalid("jwt_alg", "cannot change (the key pair belongs to it): make a new policy")
     was_disabled = policy.disabled
     changed = False
     for name, value in values.items():
@@ -196,9 +191,7 @@ async def delete(session: AsyncSession, who: Principal, policy: WebhookPolicy) -
         .where(WebhookSubscription.account_id == policy.account_id, linked(policy.id))
     )
     if used:
-        raise ValidationFailed(
-            "Validation Failed", [("id", f"is used by {used} webhook(s): unlink them first")]
-        )
+        raise invalid("id", f"is used by {used} webhook(s): unlink them first")
     await session.delete(policy)
     await record(session, who.account_id, f"{SUBJECT}.deleted", SUBJECT, policy.id, who.actor,
                  summary(policy))  # fmt: skip

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.cmdb.people import authors
 from landmark.cmdb.schema import RESOURCES
+from landmark.cmdb.service import invalid
 from landmark.core import clock
 from landmark.core.errors import BadRequest, NotFound, ValidationFailed
 from landmark.core.events import SYSTEM, Event, record
@@ -102,7 +103,7 @@ def envelope(
     }
 
 
-def headers(delivery_id: uuid.UUID) -> dict[str, str]:
+def delivery_headers(delivery_id: uuid.UUID) -> dict[str, str]:
     return {"Content-Type": CONTENT_TYPE, "x-xurrent-delivery": str(delivery_id)}
 
 
@@ -130,7 +131,7 @@ class Xurrent(Dialect):
         person = context.people.get(event.actor_user_id) if event.actor_user_id else None
         body = envelope(subscription, found[0], found[1], person, {"audit_line_id": event.seq})
         delivery_id = uuid.uuid5(DELIVERY_IDS, f"{event.id}/{subscription.id}")
-        return Outgoing(body, headers(delivery_id))
+        return Outgoing(body, delivery_headers(delivery_id))
 
     async def finalize(
         self,
@@ -154,17 +155,13 @@ class Xurrent(Dialect):
     async def sample(self, session: AsyncSession, subscription: WebhookSubscription) -> Outgoing:
         message = {"message": "A test delivery from Landmark (landmark webhooks test)"}
         body = envelope(subscription, subscription.config.get("event", ""), None, None, message)
-        return Outgoing(body, headers(uuid.uuid4()))
+        return Outgoing(body, delivery_headers(uuid.uuid4()))
 
 
 register(Xurrent())
 
 
 # ---- the rules the face calls -----------------------------------------------------------------
-
-
-def invalid(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed("Validation Failed", [(field, message)])
 
 
 async def _check(
@@ -273,12 +270,13 @@ async def _send_verification(session: AsyncSession, sub: WebhookSubscription, co
     query = urlencode({"code": code, "expires_at": sub.config["verify_expires_at"]})
     callback = f"{sub.config['base_url']}/v1/webhooks/{sub.id}/verify?{query}"
     body = envelope(sub, VERIFY, sub.id, None, {"callback": callback})
-    await service.queue_control(session, sub, Outgoing(body, headers(uuid.uuid4())))
+    await service.queue_control(session, sub, Outgoing(body, delivery_headers(uuid.uuid4())))
 
 
 async def verify(session: AsyncSession, webhook_id: int, code: str, pepper: bytes) -> None:
     """The receiver's GET of the callback: verify the webhook when `code` is its current code
-    and has not expired; ValidationFailed (nothing changed) otherwise. The caller commits."""
+    and has not expired. NotFound for an unknown webhook or a wrong or used code, and
+    ValidationFailed for an expired one; nothing changes then. The caller commits."""
     sub = await session.scalar(
         select(WebhookSubscription)
         .where(WebhookSubscription.id == webhook_id, WebhookSubscription.dialect == NAME)
@@ -286,7 +284,7 @@ async def verify(session: AsyncSession, webhook_id: int, code: str, pepper: byte
     )
     stored = sub.config.get("verify_code_hash") if sub is not None else None
     if sub is None or not stored or not same_hash(stored, keyed_hash(pepper, code)):
-        raise invalid("code", "is not the code of a verification under way")
+        raise NotFound("No verification of this webhook is under way with that code")
     if clock.timestamp() > sub.config.get("verify_expires_at", 0):
         raise invalid("expires_at", "has passed: set the uri again for a new verification")
     config = {k: v for k, v in sub.config.items() if not k.startswith("verify_")}

@@ -17,7 +17,9 @@ from landmark.api.deps import CurrentPrincipal, Session, SettingsDep, iso, requi
 from landmark.api.xurrent.resources import JSONBody, page_of, reply
 from landmark.cmdb.schema import Field, Resource
 from landmark.cmdb.service import parse_input, require_present
+from landmark.core.errors import NotFound
 from landmark.core.query import Attribute, Listing
+from landmark.identity.authn import Principal
 from landmark.identity.permissions import Permission
 from landmark.webhooks import policies, service, ssrf, xurrent
 from landmark.webhooks.models import WebhookSubscription
@@ -160,6 +162,16 @@ async def list_disabled(request: Request, who: CurrentPrincipal, session: Sessio
     return await _webhook_list(request, who, session, True)
 
 
+async def _webhook(
+    session: AsyncSession, who: Principal, ident: int, lock: bool = False
+) -> WebhookSubscription:
+    """A Xurrent webhook of the account; 404 otherwise (in Xurrent's words)."""
+    try:
+        return await service.get(session, who.account_id, xurrent.NAME, id=ident, lock=lock)
+    except NotFound:
+        raise NotFound("Webhook not found") from None
+
+
 async def _one_webhook(request: Request, session: Session, sub: WebhookSubscription) -> Response:
     (body,) = await render_webhooks(session, sub.account_id, [sub])
     return reply(request, body)
@@ -180,8 +192,7 @@ async def create_webhook(
 async def get_webhook(
     ident: int, request: Request, who: CurrentPrincipal, session: Session
 ) -> Response:
-    sub = await service.get(session, who.account_id, xurrent.NAME, id=ident)
-    return await _one_webhook(request, session, sub)
+    return await _one_webhook(request, session, await _webhook(session, who, ident))
 
 
 @router.patch("/webhooks/{ident:int}", dependencies=ADMIN, summary="Update a webhook")
@@ -193,9 +204,9 @@ async def update_webhook(
     session: Session,
     settings: SettingsDep,
 ) -> Response:
+    sub = await _webhook(session, who, ident, lock=True)
     values = parse_input(WEBHOOK_INPUT, body, creating=False)
     require_present(WEBHOOK_INPUT, values)
-    sub = await service.get(session, who.account_id, xurrent.NAME, id=ident, lock=True)
     pepper = request.app.state.authenticator.pepper
     await xurrent.update(session, who, settings, pepper, sub, values)
     await session.commit()
@@ -204,8 +215,7 @@ async def update_webhook(
 
 @router.delete("/webhooks/{ident:int}", dependencies=ADMIN, summary="Delete a webhook")
 async def delete_webhook(ident: int, who: CurrentPrincipal, session: Session) -> Response:
-    sub = await service.get(session, who.account_id, xurrent.NAME, id=ident, lock=True)
-    await service.delete(session, who, sub)
+    await service.delete(session, who, await _webhook(session, who, ident, lock=True))
     await session.commit()
     return Response(status_code=204)
 
@@ -268,8 +278,8 @@ async def get_policy(
 async def update_policy(
     ident: int, body: JSONBody, request: Request, who: CurrentPrincipal, session: Session
 ) -> Response:
-    values = _policy_values(body, creating=False)
     policy = await policies.get(session, who.account_id, ident, lock=True)
+    values = _policy_values(body, creating=False)
     if await policies.update(session, who, policy, values):
         await xurrent.policy_changed(session, policy)
     await session.commit()
