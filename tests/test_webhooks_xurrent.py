@@ -85,6 +85,27 @@ async def send_test(server: Server, session: Any, webhook_id: int) -> int | None
     return result.status
 
 
+def stored(server: Server, tenant: Tenant) -> list[Any]:
+    """What the database keeps of the account's webhooks and their events and verifications."""
+    from landmark.core.events import Event
+    from landmark.webhooks.models import WebhookSubscription
+    from landmark.webhooks.verification import WebhookVerification
+
+    async def read(session: Any) -> list[Any]:
+        subs = await session.scalars(
+            select(WebhookSubscription).where(WebhookSubscription.account_id == tenant.slug)
+        )
+        events = await session.scalars(select(Event).where(Event.account_id == tenant.slug))
+        codes = await session.scalars(
+            select(WebhookVerification.code_hash).where(
+                WebhookVerification.account_id == tenant.slug
+            )
+        )
+        return [*(s.config for s in subs), *(e.data for e in events), *codes]
+
+    return list(server.run(read))
+
+
 def settled(server: Server, tenant: Tenant) -> None:
     """Wait until the account's events are fanned out and no delivery is pending."""
     from landmark.identity.models import Account
@@ -171,6 +192,10 @@ def test_nothing_is_delivered_before_the_receiver_verifies(
     assert message["payload"]["callback"].startswith(
         f"http://testserver.invalid/v1/webhooks/{hook['id']}/verify?code="
     )
+    code = query["code"][0]
+    kept = stored(server, tenant)
+    assert len(code) >= 24 and code not in json.dumps(kept)
+    assert [x for x in kept if isinstance(x, str) and len(x) == 64]  # its hash is
     cmdb = make_cmdb(client, tenant.auth)
     early = cmdb.ci(name="early")
     settled(server, tenant)

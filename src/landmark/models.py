@@ -41,6 +41,7 @@ from landmark.webhooks import engine as webhooks_engine  # noqa: F401  (its work
 from landmark.webhooks import service as webhooks_service  # noqa: F401  (its job handler)
 from landmark.webhooks.models import WebhookCursor, WebhookDelivery, WebhookSubscription
 from landmark.webhooks.policies import WebhookPolicy
+from landmark.webhooks.verification import WebhookVerification
 
 __all__ = [
     "Account",
@@ -78,4 +79,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookPolicy",
     "WebhookSubscription",
+    "WebhookVerification",
 ]

@@ -16,18 +16,16 @@ A webhook is `active` (receives events) only when its receiver has verified it, 
 disabled, and its policy, if any, is not disabled. Verification: a new webhook, or one whose
 `uri` changes, is sent a `webhook.verify` control message whose payload is
 `{"callback": "<base URL>/v1/webhooks/<id>/verify?code=...&expires_at=..."}`; an unauthenticated
-GET of that URL with the right code, before it expires, verifies it. Only a keyed hash of the code
-is stored (identity/secrets.py).
+GET of that URL with the right code, before it expires, verifies it (webhooks/verification.py
+keeps the code's keyed hash).
 """
 
 import base64
 import json
 import re
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -42,9 +40,8 @@ from landmark.core import clock
 from landmark.core.errors import BadRequest, NotFound, ValidationFailed
 from landmark.core.events import SYSTEM, Event, record
 from landmark.identity.authn import Principal
-from landmark.identity.secrets import keyed_hash, same_hash
 from landmark.settings import Settings
-from landmark.webhooks import policies, service
+from landmark.webhooks import policies, service, verification
 from landmark.webhooks.dialects import Dialect, Outgoing, register
 from landmark.webhooks.models import DROPPED, PENDING, WebhookDelivery, WebhookSubscription
 from landmark.webhooks.policies import POLICY_ID, WebhookPolicy
@@ -53,7 +50,6 @@ NAME = "xurrent"
 SUBJECTS = frozenset(r.singular for r in RESOURCES.values())
 EVENTS = tuple(sorted(f"{subject}.{verb}" for subject in SUBJECTS for verb in ("create", "update")))
 VERIFY = "webhook.verify"
-VERIFY_LIFETIME = timedelta(days=1)
 CONTENT_TYPE = "application/json; charset=utf-8"
 DELIVERY_IDS = uuid.UUID("6f0f4f1e-8d43-4d3e-9a55-3f8f5e0c2b71")  # namespace of delivery ids
 EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
@@ -218,9 +214,9 @@ async def create(
     await _check(session, who, settings, values)
     sub = WebhookSubscription(dialect=NAME, name=values.get("name") or values["event"], config={})
     _apply(sub, values, settings)
-    code = _new_code(sub, pepper)
+    _unverified(sub)
     await service.create(session, who, sub)
-    await _send_verification(session, sub, code)
+    await _send_verification(session, sub, pepper)
     return sub
 
 
@@ -238,43 +234,38 @@ async def update(
     uri = values.get("uri")
     reverify = uri is not None and (uri != sub.target_url or not sub.config.get("verified"))
     _apply(sub, values, settings)
-    code = _new_code(sub, pepper) if reverify else None
-    if code is None:
+    if reverify:
+        _unverified(sub)
+    else:
         await refresh(session, sub)
     await service.save(session, who, sub)
-    if code is not None:
-        await _send_verification(session, sub, code)
+    if reverify:
+        await _send_verification(session, sub, pepper)
 
 
-def _new_code(sub: WebhookSubscription, pepper: bytes) -> str:
-    """Make the webhook unverified with a new code (only its hash is kept); returns the code."""
-    code = secrets.token_urlsafe(18)
-    expires_at = int((clock.now() + VERIFY_LIFETIME).timestamp())
-    sub.config = {
-        **sub.config,
-        "verified": False,
-        "verify_code_hash": keyed_hash(pepper, code),
-        "verify_expires_at": expires_at,
-    }
+def _unverified(sub: WebhookSubscription) -> None:
+    sub.config = {**sub.config, "verified": False}
     sub.active = False
-    return code
 
 
-async def _send_verification(session: AsyncSession, sub: WebhookSubscription, code: str) -> None:
-    """Queue the `webhook.verify` message. Earlier ones are dropped (their code is void), and
-    queued events follow the webhook to its new uri."""
+async def _send_verification(
+    session: AsyncSession, sub: WebhookSubscription, pepper: bytes
+) -> None:
+    """Queue a `webhook.verify` message with a new code. Earlier ones are dropped (their code is
+    void), and queued events follow the webhook to its new uri."""
+    code, expires_at = await verification.start(session, sub, pepper)
     d = WebhookDelivery
     mine = (d.account_id == sub.account_id, d.subscription_id == sub.id, d.state == PENDING)
     await session.execute(sql_update(d).where(*mine, d.control).values(state=DROPPED))
     await session.execute(sql_update(d).where(*mine, ~d.control).values(url=sub.target_url))
-    query = urlencode({"code": code, "expires_at": sub.config["verify_expires_at"]})
+    query = urlencode({"code": code, "expires_at": int(expires_at.timestamp())})
     callback = f"{sub.config['base_url']}/v1/webhooks/{sub.id}/verify?{query}"
     body = envelope(sub, VERIFY, sub.id, None, {"callback": callback})
     await service.queue_control(session, sub, Outgoing(body, delivery_headers(uuid.uuid4())))
 
 
 async def verify(session: AsyncSession, webhook_id: int, code: str, pepper: bytes) -> None:
-    """The receiver's GET of the callback: verify the webhook when `code` is its current code
+    """The receiver's GET of the callback: verify the webhook when `code` is its pending code
     and has not expired. NotFound for an unknown webhook or a wrong or used code, and
     ValidationFailed for an expired one; nothing changes then. The caller commits."""
     sub = await session.scalar(
@@ -282,13 +273,9 @@ async def verify(session: AsyncSession, webhook_id: int, code: str, pepper: byte
         .where(WebhookSubscription.id == webhook_id, WebhookSubscription.dialect == NAME)
         .with_for_update()
     )
-    stored = sub.config.get("verify_code_hash") if sub is not None else None
-    if sub is None or not stored or not same_hash(stored, keyed_hash(pepper, code)):
-        raise NotFound("No verification of this webhook is under way with that code")
-    if clock.timestamp() > sub.config.get("verify_expires_at", 0):
-        raise invalid("expires_at", "has passed: set the uri again for a new verification")
-    config = {k: v for k, v in sub.config.items() if not k.startswith("verify_")}
-    sub.config = {**config, "verified": True}
+    await verification.redeem(session, sub, code, pepper)
+    assert sub is not None  # redeem found its code
+    sub.config = {**sub.config, "verified": True}
     await refresh(session, sub)
     sub.updated_at = clock.now()
     await session.flush()

@@ -1,4 +1,4 @@
-"""webhook policies: the key pairs that sign Xurrent webhook deliveries
+"""Xurrent webhooks: policies (the key pairs that sign deliveries) and pending verifications
 
 Revision ID: 0010
 Revises: 0007
@@ -41,9 +41,32 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_webhook_policies_account_id_name"), ["account_id", "name"], unique=False
         )
+    op.create_table(
+        "webhook_verifications",
+        sa.Column("account_id", sa.String(length=64), nullable=False),
+        sa.Column("subscription_id", sa.Integer(), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", landmark.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", landmark.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_webhook_verifications_account_id_accounts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["webhook_subscriptions.id"],
+            name=op.f("fk_webhook_verifications_subscription_id_webhook_subscriptions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "account_id", "subscription_id", name=op.f("pk_webhook_verifications")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_verifications")
     with op.batch_alter_table("webhook_policies", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_policies_account_id_name"))
     op.drop_table("webhook_policies")
