@@ -268,7 +268,6 @@ async def _record_health(
     s = WebhookSubscription
     assert h.last is not None
     values: dict[str, Any] = {"last_delivery_status": h.last.status, "last_delivery_at": now}
-    values["updated_at"] = s.updated_at  # an outcome is not a change of the subscription
     if h.failures == 0:
         values.update(error_count=0, first_failed_at=None, retry_at=None)
     else:
