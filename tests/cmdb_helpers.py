@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from webhook_helpers import Receiver
+
 
 @dataclass
 class Cmdb:
@@ -125,6 +127,8 @@ class FullCmdb(Cmdb):
     relation: dict[str, Any] = field(default_factory=dict)
     import_token: str = ""
     export_token: str = ""
+    webhook: dict[str, Any] = field(default_factory=dict)  # Xurrent webhook and its policy
+    policy: dict[str, Any] = field(default_factory=dict)
 
     def by_resource(self) -> dict[str, dict[str, Any]]:
         return {
@@ -148,6 +152,7 @@ class FullCmdb(Cmdb):
             f"cis/{ci}/users",
             f"teams/{team}/members",
             f"people/{person}/teams",
+            f"webhook_policies/{self.policy['id']}",
         ]
 
 
@@ -181,7 +186,20 @@ def make_full_cmdb(client: httpx.Client, auth: dict[str, str], suffix: str = "")
     full.export_token = exported.json()["token"]
     for kind in ("import", "export"):  # the worker runs them: wait, so that nothing moves later
         wait_until_done(client, auth, f"/v1/{kind}/{getattr(full, f'{kind}_token')}")
+    full.policy = full.post("webhook_policies", {"name": f"Signing{suffix}", "jwt_alg": "es256"})
+    hook = {"name": f"Hook{suffix}", "event": "ci.create", "uri": sink_url(), "disabled": True}
+    full.webhook = full.post("webhooks", {**hook, "webhook_policy_id": full.policy["id"]}, 200)
     return full
+
+
+_sink: list[Receiver] = []
+
+
+def sink_url() -> str:
+    """A receiver that takes every delivery (one for the whole run)."""
+    if not _sink:
+        _sink.append(Receiver().start())
+    return _sink[0].url
 
 
 def wait_until_done(client: httpx.Client, auth: dict[str, str], path: str) -> dict[str, Any]:
@@ -197,6 +215,9 @@ def wait_until_done(client: httpx.Client, auth: dict[str, str], path: str) -> di
 # --- the /v1 routes, from the app's OpenAPI -----------------------------------------------------
 
 ROUTE_PARAMS = {"ident", "relation_id", "person_id"}
+# Routes that take no credentials: a webhook's receiver GETs its verification with the code it
+# was sent (404 without it).
+PUBLIC = ("/v1/webhooks/{ident}/verify",)
 
 
 def v1_routes(client: httpx.Client) -> list[tuple[str, str]]:
@@ -221,6 +242,8 @@ def route_ids(full: FullCmdb, audit_line: int) -> dict[str, Any]:
         "audit_lines": audit_line,
         "relation_id": full.relation["id"],
         "person_id": full.person["id"],
+        "webhooks": full.webhook["id"],
+        "webhook_policies": full.policy["id"],
     }
 
 

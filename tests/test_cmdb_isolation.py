@@ -19,6 +19,10 @@ COLLECTIONS = (
     "/v1/import",  # the account's own imports (tests/test_import_export.py)
     *(f"/v1/{name}" for name in RESOURCES),
     *(f"/v1/{name}/{p}" for name, r in RESOURCES.items() for p in r.predefined),
+    "/v1/webhooks",
+    "/v1/webhooks/enabled",
+    "/v1/webhooks/disabled",
+    "/v1/webhook_policies",
 )
 STARTS = ("/v1/export",)  # POST only: starts an export of the caller's own account
 BODIES: dict[str, Any] = {"PATCH": {"name": "Hijacked", "status": "removed"}, "PUT": {"name": "H"}}
@@ -93,6 +97,8 @@ def test_no_list_shows_another_accounts_records(
     their_records = {(res, rec["id"]) for res, rec in theirs.by_resource().items()}
     their_records |= {("cis", theirs.db_ci["id"])}
     their_records |= {("import", theirs.import_token)}
+    hooks = {"webhooks": "webhook", "webhook_policies": "policy"}
+    their_records |= {(path, getattr(theirs, name)["id"]) for path, name in hooks.items()}
     shown: set[tuple[str, Any]] = set()
     for path in COLLECTIONS:
         response = client.get(path, params={"per_page": 100}, headers=tenant.auth)
@@ -103,6 +109,7 @@ def test_no_list_shows_another_accounts_records(
         shown |= listed
     assert {(res, rec["id"]) for res, rec in mine.by_resource().items()} <= shown
     assert ("import", mine.import_token) in shown
+    assert {(path, getattr(mine, name)["id"]) for path, name in hooks.items()} <= shown
     for path in SINGLETONS:
         response = client.get(path, headers=tenant.auth)
         assert response.status_code == 200 and MARK not in response.text, path

@@ -17,6 +17,7 @@ from landmark.api.xurrent import imports as xurrent_imports
 from landmark.api.xurrent import links as xurrent_links
 from landmark.api.xurrent import misc as xurrent_misc
 from landmark.api.xurrent import resources as xurrent_resources
+from landmark.api.xurrent import webhooks as xurrent_webhooks
 from landmark.core.db import create_engine, session_factory
 from landmark.core.jobs import Worker
 from landmark.core.logging import configure as configure_logging
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         xurrent_links.router,
         xurrent_misc.router,
         xurrent_imports.router,
+        xurrent_webhooks.router,
         pathfinder.router,
         health.router,
         oauth.router,

@@ -40,6 +40,8 @@ from landmark.identity.models import (
 from landmark.webhooks import engine as webhooks_engine  # noqa: F401  (its worker service)
 from landmark.webhooks import service as webhooks_service  # noqa: F401  (its job handler)
 from landmark.webhooks.models import WebhookCursor, WebhookDelivery, WebhookSubscription
+from landmark.webhooks.policies import WebhookPolicy
+from landmark.webhooks.verification import WebhookVerification
 
 __all__ = [
     "Account",
@@ -75,5 +77,7 @@ __all__ = [
     "User",
     "WebhookCursor",
     "WebhookDelivery",
+    "WebhookPolicy",
     "WebhookSubscription",
+    "WebhookVerification",
 ]

@@ -1,4 +1,5 @@
-"""The person record that stands for a signed-in user in an account (GET /v1/me)."""
+"""The person record that stands for a signed-in user in an account (GET /v1/me), and who made
+a change as Xurrent names them (audit lines, webhook deliveries)."""
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -7,6 +8,7 @@ from landmark.cmdb import models as m
 from landmark.cmdb.schema import PEOPLE
 from landmark.cmdb.service import audit, creation_changes
 from landmark.identity.authn import Principal
+from landmark.identity.models import User
 
 
 async def person_of(session: AsyncSession, who: Principal) -> m.Person:
@@ -45,3 +47,23 @@ async def person_of(session: AsyncSession, who: Principal) -> m.Person:
     session.add(person)
     await audit(session, who, PEOPLE, person, "create", creation_changes(PEOPLE, person))
     return person
+
+
+async def authors(
+    session: AsyncSession, account_id: str, user_ids: set[int]
+) -> dict[int, tuple[int | None, str]]:
+    """(person id, name) of each user: their person in the account, else the user's own name
+    without a person id."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(
+        select(m.Person.user_id, m.Person.id, m.Person.name).where(
+            m.Person.account_id == account_id, m.Person.user_id.in_(user_ids)
+        )
+    )
+    found: dict[int, tuple[int | None, str]] = {uid: (pid, name) for uid, pid, name in rows if uid}
+    missing = user_ids - found.keys()
+    if missing:
+        users = await session.execute(select(User.id, User.name).where(User.id.in_(missing)))
+        found.update({uid: (None, name) for uid, name in users})
+    return found

@@ -3,4 +3,4 @@
 Importing the package registers the dialects and the engine's worker service.
 """
 
-from landmark.webhooks import engine, leanix  # noqa: F401
+from landmark.webhooks import engine, leanix, xurrent  # noqa: F401

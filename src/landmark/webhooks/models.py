@@ -64,7 +64,8 @@ class WebhookSubscription(Base):
     # PULL: the offset (event sequence number) of the next event to hand out.
     pull_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+    # Set by webhooks/service.py on a change; delivery outcomes and PULL reads leave it.
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class WebhookDelivery(Base):

@@ -164,13 +164,15 @@ async def send_test(
         delivery = await session.get(WebhookDelivery, delivery_id)
         assert delivery is not None
         delivery.locked_by, delivery.locked_until = worker, clock.now() + timedelta(minutes=5)
+        body, headers = await dialects.get(sub.dialect).finalize(  # e.g. sign, as the engine does
+            session, sub, delivery.body, dict(delivery.headers)
+        )
         await session.commit()
-    headers = dict(delivery.headers)
     if sub.authorization:
         headers["Authorization"] = sub.authorization
     sender = Sender(settings)
     try:
-        result = await sender.send(sub.target_method, sub.target_url or "", headers, delivery.body)
+        result = await sender.send(sub.target_method, sub.target_url or "", headers, body)
     finally:
         await sender.close()
     # A test is not retried: it ends sent or dropped.

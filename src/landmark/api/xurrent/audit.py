@@ -3,13 +3,11 @@ per-account sequence number)."""
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from landmark.cmdb import models as m
+from landmark.cmdb import people
 from landmark.core.events import Event
 from landmark.identity.authn import Principal
-from landmark.identity.models import User
 
 
 async def _authors(
@@ -17,23 +15,10 @@ async def _authors(
 ) -> dict[int, dict[str, Any]]:
     """`created_by` references: the user's person in the account, else the user's name."""
     account = {"id": who.account_id, "name": who.account_name}
-    people = (
-        await session.execute(
-            select(m.Person.user_id, m.Person.id, m.Person.name).where(
-                m.Person.account_id == who.account_id, m.Person.user_id.in_(user_ids)
-            )
-        )
-    ).all()
-    authors: dict[int, dict[str, Any]] = {
-        uid: {"id": pid, "name": name, "account": account} for uid, pid, name in people if uid
+    found = await people.authors(session, who.account_id, user_ids)
+    return {
+        uid: {"id": pid, "name": name, "account": account} for uid, (pid, name) in found.items()
     }
-    missing = user_ids - authors.keys()
-    if missing:
-        users = (
-            await session.execute(select(User.id, User.name).where(User.id.in_(missing)))
-        ).all()
-        authors.update({uid: {"id": None, "name": name, "account": account} for uid, name in users})
-    return authors
 
 
 async def render_lines(
