@@ -345,9 +345,17 @@ async def search(
         archived_only=archived_only,
     )  # fmt: skip
     offset = decode_cursor(after)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = query.order_by(*_order(model, sort or [])).offset(offset).limit(first)
-    rows = list((await session.execute(page)).scalars())
+    # One scan: the total rides on each row of the page (a window over every match).
+    page = query.add_columns(func.count().over().label("total"))
+    page = page.order_by(*_order(model, sort or [])).offset(offset).limit(first)
+    found = (await session.execute(page)).all()
+    rows = [row[0] for row in found]
+    if found:
+        total = found[0].total
+    elif first and not offset:
+        total = 0
+    else:  # an empty page past the end, or `first: 0`: no row carries the total
+        total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     end = offset + len(rows)
     return SearchPage(rows, total, encode_cursor(end) if rows else after, end < total)
 
