@@ -6,8 +6,10 @@ in (errors carry `extensions.errorType`). A browser's GET shows GraphiQL, served
 """
 
 import json
+from asyncio import iscoroutine
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from fastapi import APIRouter, Request
 from graphql import (
@@ -91,7 +93,11 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
     if not allow_mutations and _is_mutation(document, operation_name):
         return _answer(errors=[request_error("Mutations need POST")])
     context = Context(session, who, model)
-    result = execute(schema, document, None, context, variables, operation_name)
+    # Every resolver that waits is a coroutine: test just that, not every value for `__await__`
+    # (rows answer an unknown attribute with a costly exception).
+    result = execute(
+        schema, document, None, context, variables, operation_name, is_awaitable=_coroutine
+    )
     if not isinstance(result, ExecutionResult):
         result = await result
     errors = [format_error(e) for e in result.errors or []]
@@ -100,6 +106,10 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
 
 _prepared_cache: dict[tuple[GraphQLSchema, str], tuple[DocumentNode | None, list[Any]]] = {}
 PREPARED_CACHE_SIZE = 512
+
+
+def _coroutine(value: Any) -> TypeGuard[Awaitable[Any]]:
+    return iscoroutine(value)
 
 
 def _prepared(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None, list[Any]]:
