@@ -157,6 +157,14 @@ def test_paging_full_text_and_sort(client, tenant) -> None:
             break
         after = page["pageInfo"]["endCursor"]
     assert seen == [f"Server {i:02d}" for i in reversed(range(7))] + ["Database"]
+    # The total rides on the page's rows; an empty page still tells it.
+    end = page["pageInfo"]["endCursor"]
+    past_the_end = ok(client, tenant.auth, query, {"after": end})["allFactSheets"]
+    assert past_the_end["totalCount"] == 8 and past_the_end["edges"] == []
+    none = ok(client, tenant.auth, query.replace("first: 3", "first: 0"))["allFactSheets"]
+    assert none["totalCount"] == 8 and none["edges"] == []
+    nothing = query.replace('"SERVER"', '"no such text"')
+    assert ok(client, tenant.auth, nothing)["allFactSheets"]["totalCount"] == 0
 
 
 def test_filter_options_counts(client, tenant) -> None:
