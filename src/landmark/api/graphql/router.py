@@ -32,7 +32,7 @@ from landmark.api.graphql.errors import format_error, request_error
 from landmark.api.graphql.limits import MAX_QUERY_CHARS, MAX_TOKENS, LimitsRule
 from landmark.api.graphql.schema import schema_for
 from landmark.core.errors import DomainError
-from landmark.eam.metamodel import load_model
+from landmark.eam.metamodel import load_or_store_model
 from landmark.identity.authn import Principal
 from landmark.identity.permissions import Permission
 
@@ -80,8 +80,9 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
     try:
         query, variables, operation_name = _request(body)
         who.require(Permission.READ)
-        model = await load_model(session, who.account_id)
-        await session.commit()  # the standard model is stored on first use
+        model, stored = await load_or_store_model(session, who.account_id)
+        if stored:  # the standard model, stored on first use; mutations may roll back
+            await session.commit()
     except BadRequest as error:
         return _answer(errors=[request_error(str(error))])
     except DomainError as error:
