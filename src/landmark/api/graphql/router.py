@@ -6,9 +6,9 @@ in (errors carry `extensions.errorType`). A browser's GET shows GraphiQL, served
 """
 
 import json
-from asyncio import iscoroutine
 from collections.abc import Awaitable
 from pathlib import Path
+from types import CoroutineType
 from typing import Any, TypeGuard
 
 from fastapi import APIRouter, Request
@@ -110,7 +110,7 @@ PREPARED_CACHE_SIZE = 512
 
 
 def _coroutine(value: Any) -> TypeGuard[Awaitable[Any]]:
-    return iscoroutine(value)
+    return isinstance(value, CoroutineType)
 
 
 def _prepared(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None, list[Any]]:
