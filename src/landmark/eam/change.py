@@ -7,8 +7,9 @@ Locks, always in this order, so that writers of one account never deadlock:
 2. row locks: the fact sheet being written (FOR NO KEY UPDATE: inserting a relation to it only
    needs a key share), then rows of other fact sheets;
 3. the account row, last: the outbox takes it to number the write's events and it stays locked
-   until commit, so that events commit in `seq` order (core/events.py). A write holding it takes
-   no other lock, so it is held only for the events' insert and the commit.
+   until commit, so that events commit in `seq` order (core/events.py). The fact sheet writes
+   number theirs after the savepoint is released (service.py), and take no other lock after it,
+   so it is held only for the events' insert and the commit.
 """
 
 from collections.abc import AsyncIterator

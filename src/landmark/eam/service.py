@@ -83,8 +83,9 @@ async def create_fact_sheet(
         session.add(fs)
         await session.flush()
         await apply_all(change, patches)
-        await finish(change)
+        events = await finish(change)
         result = snapshot(fs) if validate_only else fs
+    await _record(change, events, validate_only)
     return result
 
 
@@ -109,8 +110,9 @@ async def update_fact_sheet(
             raise invalid("/type", "UNKNOWN_TYPE", f"type {fs.type!r} is not in the data model")
         change = Change(session, who, model, fs, type_def, comment=comment)
         await apply_all(change, patches)
-        await finish(change)
+        events = await finish(change)
         result = snapshot(fs) if validate_only else fs
+    await _record(change, events, validate_only)
     return result
 
 
@@ -282,14 +284,14 @@ def completion(fs: FactSheet, type_def: FactSheetTypeDef) -> float:
     return round(done / (len(names) + 1), 4)
 
 
-async def finish(change: Change) -> None:
-    """Mandatory fields, derived values, revision, then the events of the write."""
+async def finish(change: Change) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """Mandatory fields, derived values, revision; returns the events of the write."""
     fs = change.fs
     for f in change.type_def.fields.values():
         if f.mandatory and not filled(fs.fields.get(f.name)):
             raise invalid(f"/{f.name}", "MANDATORY", f"{f.name} is mandatory")
     if not change.creating and not change.changes and not change.later:
-        return
+        return []
     if change.rename:
         await hierarchy.rename_subtree(change.session, change.who.account_id, fs)
     fs.completion = completion(fs, change.type_def)
@@ -298,9 +300,14 @@ async def finish(change: Change) -> None:
         fs.rev += 1
     await change.session.flush()
     events = [*change.before, audit.item(_main_event(change), fs, **_main_data(change))]
-    events += [audit.item(type, fs, **data) for type, data in change.later]
-    # Last: numbering the events locks the account row until commit (change.py).
-    await record_many(change.session, change.who.account_id, events, change.who.actor)
+    return events + [audit.item(type, fs, **data) for type, data in change.later]
+
+
+async def _record(change: Change, events: list[Any], validate_only: bool) -> None:
+    """The write's events, recorded last, after its savepoint: numbering them locks the
+    account row until commit (change.py), so the lock is held for this insert and the commit."""
+    if events and not validate_only:
+        await record_many(change.session, change.who.account_id, events, change.who.actor)
 
 
 def _main_event(change: Change) -> str:
