@@ -58,9 +58,14 @@ def iso_id(value: Any) -> str | None:
     return str(value) if value is not None else None
 
 
+def item(type: str, fs: FactSheet, **data: Any) -> tuple[str, str, Any, dict[str, Any]]:
+    """The event `type` about `fs`, as `record_many` takes it."""
+    return type, SUBJECT, fs.id, {"factSheet": fact_sheet_summary(fs), **data}
+
+
 async def emit(
     session: AsyncSession, who: Principal, type: str, fs: FactSheet, **data: Any
 ) -> Event:
     """Record `type` about `fs` in the outbox (same transaction as the change)."""
-    payload = {"factSheet": fact_sheet_summary(fs), **data}
-    return await record(session, who.account_id, type, SUBJECT, fs.id, who.actor, payload)
+    _, subject_type, subject_id, payload = item(type, fs, **data)
+    return await record(session, who.account_id, type, subject_type, subject_id, who.actor, payload)

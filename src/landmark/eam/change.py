@@ -1,11 +1,23 @@
-"""The unit of a write: one fact sheet's change while patches apply, inside a SAVEPOINT."""
+"""The unit of a write: one fact sheet's change while patches apply, inside a SAVEPOINT.
+
+Locks, always in this order, so that writers of one account never deadlock:
+1. the account's *structure lock* (PostgreSQL advisory lock), taken first by writes whose rules
+   span several fact sheets (relations, hierarchy, names, tags, archiving, collaboration): they
+   check and change rows other writers may check at the same time, so they run one at a time;
+2. row locks: the fact sheet being written (FOR NO KEY UPDATE: inserting a relation to it only
+   needs a key share), then rows of other fact sheets;
+3. the account row, last: the outbox takes it to number the write's events and it stays locked
+   until commit, so that events commit in `seq` order (core/events.py). The fact sheet writes
+   number theirs after the savepoint is released (service.py), and take no other lock after it,
+   so it is held only for the events' insert and the commit.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.eam.metamodel import FactSheetTypeDef, MetaModel
@@ -29,6 +41,8 @@ class Change:
     rename: bool = False  # the names of the subtree must be recomputed
     status: str | None = None  # ARCHIVED or ACTIVE when /status changed it
     later: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # events after the main
+    before: list[tuple[str, str, Any, dict[str, Any]]] = field(default_factory=list)
+    """Events of other subjects (a tag created on the fly), recorded before the main one."""
 
     def changed(self, path: str, old: Any, new: Any) -> None:
         if old != new:
@@ -38,17 +52,28 @@ class Change:
         self.later.append((type, data))
 
 
+STRUCTURE_LOCK = 0x4541_4D00  # advisory lock class of the inventory's structure ("EAM")
+
+
 @asynccontextmanager
-async def unit(session: AsyncSession, account_id: str, validate_only: bool) -> AsyncIterator[None]:
+async def unit(
+    session: AsyncSession, account_id: str, validate_only: bool, structural: bool = True
+) -> AsyncIterator[None]:
     """A write in a SAVEPOINT, rolled back on error or when only validating.
 
-    The account row is touched first: it opens the real transaction (SQLite's driver would
-    otherwise let the SAVEPOINT be the outer transaction and commit on release) and orders the
-    account's writers, as the outbox does anyway.
+    `structural` writes take the account's structure lock first (see above); a write that only
+    changes its own fact sheet's values passes False. On SQLite the account row is touched
+    first instead: it opens the real transaction (the driver would otherwise let the SAVEPOINT
+    be the outer transaction and commit on release), and SQLite runs one writer at a time anyway.
     """
-    await session.execute(
-        update(Account).where(Account.id == account_id).values(event_seq=Account.event_seq)
-    )
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(Account).where(Account.id == account_id).values(event_seq=Account.event_seq)
+        )
+    elif structural:
+        await session.execute(
+            select(func.pg_advisory_xact_lock(STRUCTURE_LOCK, func.hashtext(account_id)))
+        )
     savepoint = await session.begin_nested()
     try:
         yield

@@ -240,17 +240,23 @@ _cache: dict[tuple[str, int], MetaModel] = {}
 
 async def load_model(session: AsyncSession, account_id: str) -> MetaModel:
     """The account's data model; the standard model is stored for the account on first use."""
+    return (await load_or_store_model(session, account_id))[0]
+
+
+async def load_or_store_model(session: AsyncSession, account_id: str) -> tuple[MetaModel, bool]:
+    """`load_model`, and whether it stored the standard model just now (for the caller to
+    commit it before work that may roll back)."""
     version = await session.scalar(
         select(DataModel.version).where(DataModel.account_id == account_id)
     )
     if version is None:
-        return await _create_standard(session, account_id)
+        return await _create_standard(session, account_id), True
     cached = _cache.get((account_id, version))
     if cached is not None:
-        return cached
+        return cached, False
     row = await session.get(DataModel, account_id)
     assert row is not None
-    return _remember(account_id, MetaModel.from_json(row.model, row.version))
+    return _remember(account_id, MetaModel.from_json(row.model, row.version)), False
 
 
 def _remember(account_id: str, model: MetaModel) -> MetaModel:

@@ -6,6 +6,7 @@ once a day on whichever worker claims it. Each deleted fact sheet gets FACT_SHEE
 account's outbox; its relations, tags, subscriptions, comments and documents go with it.
 """
 
+from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -13,9 +14,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.core import clock
-from landmark.core.events import SYSTEM, record
+from landmark.core.events import record_many
 from landmark.core.jobs import Job, JobContext, enqueue, handler
-from landmark.eam.audit import SUBJECT, fact_sheet_summary
+from landmark.eam.audit import item
 from landmark.eam.models import ARCHIVED, FactSheet
 
 KIND = "eam.purge_archived"
@@ -28,10 +29,13 @@ async def purge_archived(session: AsyncSession, job: Job, ctx: JobContext) -> di
     before = clock.now() - timedelta(days=days)
     deleted = 0
     while batch := await _due(session, before):
+        events: dict[str, list[Any]] = defaultdict(list)
         for fs in batch:
-            data = {"factSheet": fact_sheet_summary(fs), "reason": "retention"}
-            await record(session, fs.account_id, "FACT_SHEET_DELETED", SUBJECT, fs.id, SYSTEM, data)
+            events[fs.account_id].append(item("FACT_SHEET_DELETED", fs, reason="retention"))
         await session.execute(delete(FactSheet).where(FactSheet.id.in_([fs.id for fs in batch])))
+        # The events last: numbering them locks each account row until commit (eam/change.py).
+        for account_id, items in events.items():
+            await record_many(session, account_id, items)
         deleted += len(batch)
         await ctx.save_progress({"deleted": deleted})
     if job.payload.get("daily"):

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.core import clock
+from landmark.core.events import record_many
 from landmark.eam import audit, hierarchy, relations, tags
 from landmark.eam.change import Change, snapshot, unit
 from landmark.eam.collab import (
@@ -82,8 +83,9 @@ async def create_fact_sheet(
         session.add(fs)
         await session.flush()
         await apply_all(change, patches)
-        await finish(change)
+        events = await finish(change)
         result = snapshot(fs) if validate_only else fs
+    await _record(change, events, validate_only)
     return result
 
 
@@ -98,7 +100,7 @@ async def update_fact_sheet(
     validate_only: bool = False,
 ) -> FactSheet:
     """Apply `patches` to a fact sheet; `rev`, when given, must be its current revision."""
-    async with unit(session, who.account_id, validate_only):
+    async with unit(session, who.account_id, validate_only, _structural(model, patches)):
         fs = await load_for_update(session, who.account_id, fact_sheet_id)
         if rev is not None and rev != fs.rev:
             message = f"[FS_VALIDATION_STALE_REV] rev {rev} is stale: the fact sheet is at {fs.rev}"
@@ -108,8 +110,9 @@ async def update_fact_sheet(
             raise invalid("/type", "UNKNOWN_TYPE", f"type {fs.type!r} is not in the data model")
         change = Change(session, who, model, fs, type_def, comment=comment)
         await apply_all(change, patches)
-        await finish(change)
+        events = await finish(change)
         result = snapshot(fs) if validate_only else fs
+    await _record(change, events, validate_only)
     return result
 
 
@@ -132,13 +135,29 @@ async def load_for_update(
     query = (
         select(FactSheet)
         .where(FactSheet.account_id == account_id, FactSheet.id == fact_sheet_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     fs = (await session.execute(query)).scalar_one_or_none()
     if fs is None:
         raise not_found("/id", "fact sheet", fact_sheet_id)
     return fs
+
+
+def _structural(model: MetaModel, patches: list[Patch]) -> bool:
+    """Whether the patches change more than their fact sheet's own row. The description and
+    field values do not; names (and `release`, part of the display name) recompute the subtree,
+    relations, tags and status check and change other rows (change.py)."""
+    relations = model.relation_names()
+    for patch in patches:
+        head = patch.path.split("/")[1] if patch.path.startswith("/") else ""
+        if head == "description":
+            continue
+        if head in ("name", "release", "status", "tags") or head in relations:
+            return True
+        if not any(head in t.fields for t in model.types.values()):
+            return True  # unknown: refused later, whatever the lock
+    return False
 
 
 async def apply_all(change: Change, patches: list[Patch]) -> None:
@@ -265,14 +284,14 @@ def completion(fs: FactSheet, type_def: FactSheetTypeDef) -> float:
     return round(done / (len(names) + 1), 4)
 
 
-async def finish(change: Change) -> None:
-    """Mandatory fields, derived values, revision, then the events of the write."""
+async def finish(change: Change) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """Mandatory fields, derived values, revision; returns the events of the write."""
     fs = change.fs
     for f in change.type_def.fields.values():
         if f.mandatory and not filled(fs.fields.get(f.name)):
             raise invalid(f"/{f.name}", "MANDATORY", f"{f.name} is mandatory")
     if not change.creating and not change.changes and not change.later:
-        return
+        return []
     if change.rename:
         await hierarchy.rename_subtree(change.session, change.who.account_id, fs)
     fs.completion = completion(fs, change.type_def)
@@ -280,9 +299,15 @@ async def finish(change: Change) -> None:
     if not change.creating:
         fs.rev += 1
     await change.session.flush()
-    await audit.emit(change.session, change.who, _main_event(change), fs, **_main_data(change))
-    for type, data in change.later:
-        await audit.emit(change.session, change.who, type, fs, **data)
+    events = [*change.before, audit.item(_main_event(change), fs, **_main_data(change))]
+    return events + [audit.item(type, fs, **data) for type, data in change.later]
+
+
+async def _record(change: Change, events: list[Any], validate_only: bool) -> None:
+    """The write's events, recorded last, after its savepoint: numbering them locks the
+    account row until commit (change.py), so the lock is held for this insert and the commit."""
+    if events and not validate_only:
+        await record_many(change.session, change.who.account_id, events, change.who.actor)
 
 
 def _main_event(change: Change) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.core.errors import NotFound, ValidationFailed
-from landmark.core.events import record
+from landmark.core.events import record, record_many
 from landmark.eam import audit
 from landmark.eam.audit import tag_summary
 from landmark.eam.change import Change, unit
@@ -75,7 +75,9 @@ async def _resolve(change: Change, ref: Any, path: str, creating: bool) -> Tag:
         return found[0]
     if group_name not in (None, OTHER_TAGS) or not creating:
         raise not_found(path, "tag", name)
-    return await _new_tag(session, change.who, name, None)
+    tag = await _new_tag(session, change.who, name, None)
+    change.before.append(_created(tag))  # recorded with the write's events, at its end
+    return tag
 
 
 async def _new_tag(
@@ -92,8 +94,11 @@ async def _new_tag(
     )  # fmt: skip
     session.add(tag)
     await session.flush()
-    await record(session, who.account_id, "TAG_CREATED", "tag", tag.id, who.actor, tag_summary(tag))
     return tag
+
+
+def _created(tag: Tag) -> tuple[str, str, Any, dict[str, Any]]:
+    return "TAG_CREATED", "tag", tag.id, tag_summary(tag)
 
 
 async def apply_tags(change: Change, op: str, raw: str | None, path: str) -> None:
@@ -225,6 +230,7 @@ async def create_tag(
         raise _bad("name", f"the group has a tag named {name!r} already")
     async with unit(session, who.account_id, validate_only):
         tag = await _new_tag(session, who, name, tag_group_id, description, color)
+        await record_many(session, who.account_id, [_created(tag)], who.actor)
         result = Tag(**{c.key: getattr(tag, c.key) for c in Tag.__table__.columns})
     return result
 

@@ -6,8 +6,10 @@ in (errors carry `extensions.errorType`). A browser's GET shows GraphiQL, served
 """
 
 import json
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from types import CoroutineType
+from typing import Any, TypeGuard
 
 from fastapi import APIRouter, Request
 from graphql import (
@@ -30,7 +32,7 @@ from landmark.api.graphql.errors import format_error, request_error
 from landmark.api.graphql.limits import MAX_QUERY_CHARS, MAX_TOKENS, LimitsRule
 from landmark.api.graphql.schema import schema_for
 from landmark.core.errors import DomainError
-from landmark.eam.metamodel import load_model
+from landmark.eam.metamodel import load_or_store_model
 from landmark.identity.authn import Principal
 from landmark.identity.permissions import Permission
 
@@ -78,8 +80,9 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
     try:
         query, variables, operation_name = _request(body)
         who.require(Permission.READ)
-        model = await load_model(session, who.account_id)
-        await session.commit()  # the standard model is stored on first use
+        model, stored = await load_or_store_model(session, who.account_id)
+        if stored:  # the standard model, stored on first use; mutations may roll back
+            await session.commit()
     except BadRequest as error:
         return _answer(errors=[request_error(str(error))])
     except DomainError as error:
@@ -91,7 +94,11 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
     if not allow_mutations and _is_mutation(document, operation_name):
         return _answer(errors=[request_error("Mutations need POST")])
     context = Context(session, who, model)
-    result = execute(schema, document, None, context, variables, operation_name)
+    # Every resolver that waits is a coroutine: test just that, not every value for `__await__`
+    # (rows answer an unknown attribute with a costly exception).
+    result = execute(
+        schema, document, None, context, variables, operation_name, is_awaitable=_coroutine
+    )
     if not isinstance(result, ExecutionResult):
         result = await result
     errors = [format_error(e) for e in result.errors or []]
@@ -100,6 +107,10 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
 
 _prepared_cache: dict[tuple[GraphQLSchema, str], tuple[DocumentNode | None, list[Any]]] = {}
 PREPARED_CACHE_SIZE = 512
+
+
+def _coroutine(value: Any) -> TypeGuard[Awaitable[Any]]:
+    return isinstance(value, CoroutineType)
 
 
 def _prepared(schema: GraphQLSchema, query: str) -> tuple[DocumentNode | None, list[Any]]:
