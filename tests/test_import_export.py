@@ -119,6 +119,40 @@ def test_cis_defaults_labels_matching_and_counts(client, server, tenant) -> None
     assert len(cis(server, tenant)) == 3
 
 
+def test_imported_cis_are_audited_one_event_each_in_sequence(client, server, tenant) -> None:
+    seed(client, tenant)
+    text = "Source,Source ID,Name,Product,Status,Serial Number\n" + "".join(
+        f"SCCM,{n},host-{n},Latitude 7440,in_production,S{n}\n" for n in range(5)
+    )
+    assert results(run_import(client, tenant, "cis", text)) == {"created": 5}
+    made = cis(server, tenant)
+    lines = client.get(f"/v1/cis/{made[0].id}/audit", headers=tenant.auth).json()
+    assert [line["action"] for line in lines] == ["create"]
+    changes = lines[0]["changes"]
+    assert changes["name"] == [None, "host-0"] and changes["serial_nr"] == [None, "S0"]
+    assert changes["label"] == [None, made[0].label] and "disabled" not in changes
+    body = run_import(client, tenant, "cis", text.replace("host-1,", "renamed,"))
+    assert results(body) == {"updated": 1, "unchanged": 4}, body
+    lines = client.get(f"/v1/cis/{made[1].id}/audit", headers=tenant.auth).json()
+    assert lines[0]["action"] == "update" and lines[0]["changes"] == {"name": ["host-1", "renamed"]}
+
+    async def events(session: Any) -> list[tuple[int, str, str]]:
+        from landmark.core.events import Event
+
+        rows = await session.execute(
+            select(Event.seq, Event.type, Event.subject_id)
+            .where(Event.account_id == tenant.slug, Event.subject_type == "ci")
+            .order_by(Event.seq)
+        )
+        return list(rows.tuples())
+
+    found = server.run(events)
+    assert [(t, int(s)) for _, t, s in found] == [("ci.create", c.id) for c in made] + [
+        ("ci.update", made[1].id)
+    ]
+    assert [seq for seq, _, _ in found] == list(range(found[0][0], found[0][0] + 6))
+
+
 def test_references_by_name_id_and_source(client, server, tenant) -> None:
     seed(client, tenant)
     team = "Support Team"

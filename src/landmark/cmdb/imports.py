@@ -46,7 +46,7 @@ from landmark.cmdb.columns import Column, by_header, columns, header_name
 from landmark.cmdb.schema import CIS, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value
 from landmark.core import clock
-from landmark.core.db import Base
+from landmark.core.db import Base, bulk_insert
 from landmark.core.errors import ValidationFailed
 from landmark.core.events import Actor, record
 from landmark.core.jobs import Job, JobContext, enqueue, handler
@@ -657,7 +657,7 @@ async def _insert_cis(session: AsyncSession, new: list[m.ConfigurationItem], now
         ids = list(await session.scalars(sequence, {"n": len(rows)}))
         for row, ident in zip(rows, ids, strict=True):
             row["id"] = ident
-        await connection.execute(insert(table), rows)
+        await bulk_insert(connection, table, rows)
     for ci, ident in zip(new, ids, strict=True):
         ci.id = ident
 

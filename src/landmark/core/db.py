@@ -1,13 +1,26 @@
 """Database engine, sessions, the declarative base and the tenant-scoping helper."""
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Executable, MetaData, Row, Select, event, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Executable,
+    MetaData,
+    Row,
+    Select,
+    Table,
+    event,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -107,6 +120,31 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     async with factory() as session:
         yield session
+
+
+async def bulk_insert(
+    connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]
+) -> None:
+    """Insert many rows (every row with the same keys) in the connection's transaction.
+
+    PostgreSQL: COPY, which writes them as one statement; an executemany runs one INSERT per
+    row (a bulk import spent most of its time there). The transaction must have begun on the
+    server (a statement ran in it before), as the COPY goes straight to the driver. Values are
+    passed as SQLAlchemy would bind them (JSON columns serialized, None as JSON null).
+    SQLite: executemany."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        await connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    encoded = {i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)}
+    records = [
+        [json.dumps(v) if i in encoded else v for i, v in enumerate(row.values())] for row in rows
+    ]
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
 
 M = TypeVar("M")

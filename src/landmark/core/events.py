@@ -9,12 +9,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, insert, update
+from sqlalchemy import ForeignKey, Index, String, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from landmark.core import clock
-from landmark.core.db import Base
+from landmark.core.db import Base, bulk_insert
 from landmark.core.request_context import current_request_id
 
 
@@ -105,7 +105,7 @@ async def record_many(
         for n, (type, subject_type, subject_id, data) in enumerate(items)
     ]
     table: Any = Event.__table__
-    await (await session.connection()).execute(insert(table), rows)
+    await bulk_insert(await session.connection(), table, rows)  # after _reserve's UPDATE
 
 
 async def _reserve(session: AsyncSession, account_id: str, count: int) -> int:
