@@ -31,6 +31,7 @@ from landmark.cmdb.service import (
     require_present,
 )
 from landmark.core import clock
+from landmark.core.db import one_of
 from landmark.identity.authn import Principal
 
 CI = m.ConfigurationItem
@@ -157,7 +158,9 @@ async def serials_taken(session: AsyncSession, account_id: str, keys: set[str]) 
     if not keys:
         return {}
     rows = await session.execute(
-        select(CI.brand_serial, CI.id).where(CI.account_id == account_id, CI.brand_serial.in_(keys))
+        select(CI.brand_serial, CI.id).where(
+            CI.account_id == account_id, one_of(session, CI.brand_serial, keys)
+        )
     )
     return {key: ident for key, ident in rows.tuples() if key is not None}
 
@@ -267,7 +270,9 @@ class LabelCounter:
             wanted = [_label(prefix, width, n) for n in range(number, number + count - len(result))]
             taken = set(
                 await session.scalars(
-                    select(CI.label).where(CI.account_id == self.account_id, CI.label.in_(wanted))
+                    select(CI.label).where(
+                        CI.account_id == self.account_id, one_of(session, CI.label, wanted)
+                    )
                 )
             )
             result += [label for label in wanted if label not in taken and label not in exclude]

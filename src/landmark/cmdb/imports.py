@@ -48,7 +48,7 @@ from landmark.cmdb.columns import Column, by_header, columns, header_name
 from landmark.cmdb.schema import CIS, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value
 from landmark.core import clock
-from landmark.core.db import Base, bulk_insert
+from landmark.core.db import Base, bulk_insert, one_of
 from landmark.core.errors import ValidationFailed
 from landmark.core.events import Actor, record
 from landmark.core.jobs import Job, JobContext, enqueue, handler
@@ -717,15 +717,16 @@ async def _match_cis(run: Run, batch: list[Row]) -> Matches:
     labels = {r.natural for r in batch if r.natural}
     base = select(CI).where(CI.account_id == run.imp.account_id)
     matches = Matches()
+    session = run.session
     for condition in (
-        CI.id.in_(ids) if ids else None,
-        or_(*(and_(CI.source == s, CI.source_id.in_(ids)) for s, ids in pairs.items()))
+        one_of(session, CI.id, ids) if ids else None,
+        or_(*(and_(CI.source == s, one_of(session, CI.source_id, ids)) for s, ids in pairs.items()))
         if pairs
         else None,
-        func.lower(CI.label).in_(labels) if labels else None,
+        one_of(session, func.lower(CI.label, type_=String), labels) if labels else None,
     ):
         if condition is not None:
-            for ci in await run.session.scalars(base.where(condition).order_by(CI.id)):
+            for ci in await session.scalars(base.where(condition).order_by(CI.id)):
                 matches.add(ci)
     return matches
 
