@@ -73,10 +73,11 @@ async def create(
 
 
 def new_ci(
-    account_id: str, product: m.Product, values: Values, write: Write
-) -> m.ConfigurationItem:
-    """A CI not yet saved: its source, the product's defaults, then the given values."""
-    ci = CI(account_id=account_id)
+    account_id: str, product: m.Product, values: Values, write: Write, make: Any = CI
+) -> Any:
+    """A CI not yet saved: its source, the product's defaults, then the given values. `make`
+    builds the object (the batch path of imports passes plain ones, imports.NewCI)."""
+    ci = make(account_id=account_id)
     ci.source = values.pop("source", None) or write.source_hint or DEFAULT_SOURCE
     for name in PRODUCT_DEFAULTS:
         if values.get(name) is None:

@@ -624,7 +624,7 @@ JSON_COLUMNS = ("alternate_names", "custom_fields", "recurrence", "attachments")
 @dataclass
 class Pending:
     row: Row
-    ci: m.ConfigurationItem
+    ci: Any  # a NewCI, or the ORM instance of a matched CI
     changes: dict[str, list[Any]] | None  # None: a new CI
     snapshot: dict[str, Any] | None
 
@@ -658,36 +658,57 @@ async def _apply_cis(run: Run, batch: list[Row]) -> None:
     run.count("unchanged", sum(1 for p in pending if p.changes == {}))
 
 
-async def _insert_cis(session: AsyncSession, new: list[m.ConfigurationItem], now: datetime) -> None:
-    """One multi-row insert for the chunk's new CIs (not through the unit of work: faster)."""
+class NewCI:
+    """A CI the batch path is about to insert: plain attributes, None until set. Filling an ORM
+    instance costs several times more, and the batch path inserts rows itself (`_insert_cis`).
+    The rules (`cis.apply_rules`) and the audit (`service.creation_changes`) read it as they read
+    a model instance; `vars()` holds exactly the values set."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CI_KEYS:
+            return None
+        raise AttributeError(name)
+
+
+CI_KEYS = frozenset(CI_COLUMNS)
+
+
+async def _insert_cis(session: AsyncSession, new: list[Any], now: datetime) -> None:
+    """One set-based insert for the chunk's new CIs (`NewCI`s, not through the unit of work)."""
     if not new:
         return
     for ci in new:
         ci.created_at = ci.updated_at = now
-    # __dict__: the values set; reading an unset attribute through the ORM costs more. JSON
-    # columns no line set stay out (SQL NULL, as the API leaves them).
-    rows = [{key: ci.__dict__.get(key) for key in CI_COLUMNS if key != "id"} for ci in new]
-    unset = {k for k in JSON_COLUMNS if all(row[k] is None for row in rows)}
-    rows = [{k: v for k, v in row.items() if k not in unset} for row in rows]
+    # JSON columns no line set stay out (SQL NULL, as the API leaves them).
+    values = [vars(ci) for ci in new]
+    columns = [
+        key
+        for key in CI_COLUMNS
+        if key != "id" and (key not in JSON_COLUMNS or any(v.get(key) is not None for v in values))
+    ]
+    records = [[v.get(key) for key in columns] for v in values]
     table: Any = CI.__table__
     connection = await session.connection()
     ids: Sequence[int]
     if connection.dialect.name == "sqlite":
         # SQLite promises no order of RETURNING rows (SQLAlchemy then inserts row by row). It has
         # one writer at a time and gives each row max(id) + 1: the new ids are the last ones.
-        await connection.execute(insert(table), rows)
+        await bulk_insert(connection, table, columns, records)
         last = int(await session.scalar(select(func.max(CI.id))) or 0)
-        ids = range(last - len(rows) + 1, last + 1)
+        ids = range(last - len(records) + 1, last + 1)
     else:
-        # The ids first, from the sequence (safe with concurrent writers), then a plain
-        # executemany: much faster than an ordered INSERT ... RETURNING.
+        # The ids first, from the sequence (safe with concurrent writers), then a COPY: much
+        # faster than an ordered INSERT ... RETURNING.
         sequence = text(
             "SELECT nextval(pg_get_serial_sequence('cis', 'id')) FROM generate_series(1, :n)"
         )
-        ids = list(await session.scalars(sequence, {"n": len(rows)}))
-        for row, ident in zip(rows, ids, strict=True):
-            row["id"] = ident
-        await bulk_insert(connection, table, rows)
+        ids = list(await session.scalars(sequence, {"n": len(records)}))
+        for record, ident in zip(records, ids, strict=True):
+            record.append(ident)
+        await bulk_insert(connection, table, [*columns, "id"], records)
     for ci, ident in zip(new, ids, strict=True):
         ci.id = ident
 
@@ -750,7 +771,7 @@ async def _stage_ci(run: Run, row: Row, matches: Matches) -> Pending:
     values = service.parse_input(CIS, row.body, creating=ci is None)
     if ci is None:
         product = await _product(run, values["product"])
-        ci = ci_rules.new_ci(run.imp.account_id, product, values, service.Write())
+        ci = ci_rules.new_ci(run.imp.account_id, product, values, service.Write(), NewCI)
         staged = Pending(row, ci, None, None)
     else:
         for required in ("product", "status"):

@@ -126,25 +126,26 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
 
 
 async def bulk_insert(
-    connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]
+    connection: AsyncConnection, table: Table, columns: list[str], records: list[list[Any]]
 ) -> None:
-    """Insert many rows (every row with the same keys) in the connection's transaction.
+    """Insert many rows (values in the order of `columns`) in the connection's transaction.
 
     PostgreSQL: COPY, which writes them as one statement; an executemany runs one INSERT per
     row (a bulk import spent most of its time there). The transaction must have begun on the
     server (a statement ran in it before), as the COPY goes straight to the driver. Values are
     passed as SQLAlchemy would bind them (JSON columns serialized, None as JSON null).
     SQLite: executemany."""
-    if not rows:
+    if not records:
         return
     if connection.dialect.name != "postgresql":
-        await connection.execute(insert(table), rows)
+        await connection.execute(
+            insert(table), [dict(zip(columns, r, strict=True)) for r in records]
+        )
         return
-    columns = list(rows[0])
-    encoded = {i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)}
-    records = [
-        [json.dumps(v) if i in encoded else v for i, v in enumerate(row.values())] for row in rows
-    ]
+    for i, column in enumerate(columns):
+        if isinstance(table.c[column].type, JSON):
+            for record in records:
+                record[i] = json.dumps(record[i])
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     await driver.copy_records_to_table(table.name, records=records, columns=columns)
