@@ -153,6 +153,25 @@ def test_imported_cis_are_audited_one_event_each_in_sequence(client, server, ten
     assert [seq for seq, _, _ in found] == list(range(found[0][0], found[0][0] + 6))
 
 
+def test_generated_labels_skip_labels_taken_in_other_categories(client, server, tenant) -> None:
+    seed(client, tenant)
+
+    def labelled(label: str, product: str) -> None:
+        text = f"Label,Name,Product,Status\n{label},{label},{product},in_production\n"
+        assert results(run_import(client, tenant, "cis", text)) == {"created": 1}
+
+    def unlabelled(count: int, product: str) -> list[str | None]:
+        text = "Name,Product,Status\n" + f"x,{product},in_production\n" * count
+        assert results(run_import(client, tenant, "cis", text)) == {"created": count}
+        return [c.label for c in cis(server, tenant)[-count:]]
+
+    labelled("CI00002", "PowerEdge")  # a server holds the laptops' second label
+    assert unlabelled(3, "Latitude 7440") == ["CI00001", "CI00003", "CI00004"]
+    labelled("S8", "PowerEdge")  # servers now count S8, S9, S10, ... (the width grows)
+    labelled("S10", "Latitude 7440")
+    assert unlabelled(2, "PowerEdge") == ["S9", "S11"]
+
+
 def test_references_by_name_id_and_source(client, server, tenant) -> None:
     seed(client, tenant)
     team = "Support Team"
