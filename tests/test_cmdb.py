@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from cmdb_helpers import Cmdb, make_cmdb
 
@@ -176,6 +177,21 @@ def test_etag_and_conditional_requests(cmdb: Cmdb) -> None:
         url, json={"location": "Room 3"}, headers={**cmdb.auth, "If-Match": fresh}
     )
     assert ok.status_code == 200
+
+
+def test_a_read_outlives_the_database_closing_its_connections(cmdb: Cmdb, server) -> None:
+    """Reads by id skip the ping before each use (core/db.py Reads): a dead connection is
+    replaced and the read run again, unseen by the client."""
+    if not server.settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: SQLite has no server to close connections")
+    ci = cmdb.ci()
+    before = cmdb.get(f"cis/{ci['id']}")
+    terminate = text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert server.run(lambda session: session.scalar(terminate)) >= 1
+    assert cmdb.get(f"cis/{ci['id']}") == before
 
 
 def test_ci_relations_and_users(cmdb: Cmdb) -> None:

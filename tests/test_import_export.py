@@ -119,6 +119,59 @@ def test_cis_defaults_labels_matching_and_counts(client, server, tenant) -> None
     assert len(cis(server, tenant)) == 3
 
 
+def test_imported_cis_are_audited_one_event_each_in_sequence(client, server, tenant) -> None:
+    seed(client, tenant)
+    text = "Source,Source ID,Name,Product,Status,Serial Number\n" + "".join(
+        f"SCCM,{n},host-{n},Latitude 7440,in_production,S{n}\n" for n in range(5)
+    )
+    assert results(run_import(client, tenant, "cis", text)) == {"created": 5}
+    made = cis(server, tenant)
+    lines = client.get(f"/v1/cis/{made[0].id}/audit", headers=tenant.auth).json()
+    assert [line["action"] for line in lines] == ["create"]
+    changes = lines[0]["changes"]
+    assert changes["name"] == [None, "host-0"] and changes["serial_nr"] == [None, "S0"]
+    assert changes["label"] == [None, made[0].label] and "disabled" not in changes
+    body = run_import(client, tenant, "cis", text.replace("host-1,", "renamed,"))
+    assert results(body) == {"updated": 1, "unchanged": 4}, body
+    lines = client.get(f"/v1/cis/{made[1].id}/audit", headers=tenant.auth).json()
+    assert lines[0]["action"] == "update" and lines[0]["changes"] == {"name": ["host-1", "renamed"]}
+
+    async def events(session: Any) -> list[tuple[int, str, str]]:
+        from landmark.core.events import Event
+
+        rows = await session.execute(
+            select(Event.seq, Event.type, Event.subject_id)
+            .where(Event.account_id == tenant.slug, Event.subject_type == "ci")
+            .order_by(Event.seq)
+        )
+        return list(rows.tuples())
+
+    found = server.run(events)
+    assert [(t, int(s)) for _, t, s in found] == [("ci.create", c.id) for c in made] + [
+        ("ci.update", made[1].id)
+    ]
+    assert [seq for seq, _, _ in found] == list(range(found[0][0], found[0][0] + 6))
+
+
+def test_generated_labels_skip_labels_taken_in_other_categories(client, server, tenant) -> None:
+    seed(client, tenant)
+
+    def labelled(label: str, product: str) -> None:
+        text = f"Label,Name,Product,Status\n{label},{label},{product},in_production\n"
+        assert results(run_import(client, tenant, "cis", text)) == {"created": 1}
+
+    def unlabelled(count: int, product: str) -> list[str | None]:
+        text = "Name,Product,Status\n" + f"x,{product},in_production\n" * count
+        assert results(run_import(client, tenant, "cis", text)) == {"created": count}
+        return [c.label for c in cis(server, tenant)[-count:]]
+
+    labelled("CI00002", "PowerEdge")  # a server holds the laptops' second label
+    assert unlabelled(3, "Latitude 7440") == ["CI00001", "CI00003", "CI00004"]
+    labelled("S8", "PowerEdge")  # servers now count S8, S9, S10, ... (the width grows)
+    labelled("S10", "Latitude 7440")
+    assert unlabelled(2, "PowerEdge") == ["S9", "S11"]
+
+
 def test_references_by_name_id_and_source(client, server, tenant) -> None:
     seed(client, tenant)
     team = "Support Team"
@@ -339,3 +392,21 @@ def test_cli_import(client, server, tenant, database_url, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "created" in done.stdout and "line 3" in done.stdout, done.stdout
     assert [c.name for c in cis(server, tenant)] == ["cli-1"]
+
+
+def test_the_collector_pauses_while_imports_run_and_resumes_after_the_last() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with imports.young_collections_only():
+        assert not gc.isenabled()
+        with imports.young_collections_only():  # a second import in the same process
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    try:
+        with imports.young_collections_only():
+            raise RuntimeError("a failed import")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()

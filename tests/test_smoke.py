@@ -66,7 +66,8 @@ def test_docs_describe_every_way_of_signing_in(client: httpx.Client) -> None:
     assert schemes["bearerToken"]["scheme"] == "bearer"
     assert schemes["basicAuth"]["scheme"] == "basic"
     assert schemes["csrfHeader"]["name"] == "X-Requested-By"
-    me = spec["paths"]["/api/v1/me"]["get"]
-    assert {"clientCredentials", "bearerToken", "basicAuth"} <= {
-        k for s in me["security"] for k in s
-    }
+    for path in ("/api/v1/me", "/v1/cis/{ident}"):
+        operation = spec["paths"][path]["get"]
+        assert {"clientCredentials", "bearerToken", "basicAuth"} <= {
+            k for s in operation["security"] for k in s
+        }

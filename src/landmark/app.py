@@ -18,7 +18,7 @@ from landmark.api.xurrent import links as xurrent_links
 from landmark.api.xurrent import misc as xurrent_misc
 from landmark.api.xurrent import resources as xurrent_resources
 from landmark.api.xurrent import webhooks as xurrent_webhooks
-from landmark.core.db import create_engine, session_factory
+from landmark.core.db import Reads, create_engine, session_factory
 from landmark.core.jobs import Worker
 from landmark.core.logging import configure as configure_logging
 from landmark.core.middleware import RequestMiddleware
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         counter = RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
         app.state.engine = engine
         app.state.sessions = sessions
+        app.state.reads = Reads(settings.resolved_database_url, engine)
         app.state.keyring = keyring
         app.state.authenticator = Authenticator(settings, keyring, pepper)
         app.state.rate_limiter = RateLimiter(counter)
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await worker_task  # lets the running jobs finish
         if isinstance(counter, RedisCounter):
             await counter.redis.aclose()
+        await app.state.reads.dispose()
         await engine.dispose()
 
     configure_logging(settings.log_level)

@@ -83,7 +83,10 @@ def document_sign_in(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
 
 def _signs_in(dependant: Any) -> bool:
-    return any(d.call is signed_in or _signs_in(d) for d in dependant.dependencies)
+    return any(
+        d.call is signed_in or getattr(d.call, "signs_in", False) or _signs_in(d)
+        for d in dependant.dependencies
+    )
 
 
 async def db(request: Request) -> AsyncIterator[AsyncSession]:
@@ -134,6 +137,24 @@ def require(permission: Permission) -> Any:
         who.require(permission)
         return who
 
+    return Depends(check)
+
+
+def allowed(permission: Permission) -> Any:
+    """`CurrentPrincipal` plus `require(permission)` as one dependency, for the busiest reads.
+
+    The same checks in the same order, but FastAPI solves one plain dependency instead of four
+    (one of them a generator, with its exit stack), and the session lives only while the
+    credential is checked (a cached check does not use it)."""
+
+    async def check(request: Request) -> Principal:
+        async with request.app.state.sessions() as session:
+            found = await request.app.state.authenticator.authenticate(request.headers, session)
+        who = await limit(request, found)
+        who.require(permission)
+        return who
+
+    check.signs_in = True  # type: ignore[attr-defined]  # for document_sign_in
     return Depends(check)
 
 

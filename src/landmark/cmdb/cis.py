@@ -31,6 +31,7 @@ from landmark.cmdb.service import (
     require_present,
 )
 from landmark.core import clock
+from landmark.core.db import one_of
 from landmark.identity.authn import Principal
 
 CI = m.ConfigurationItem
@@ -72,10 +73,11 @@ async def create(
 
 
 def new_ci(
-    account_id: str, product: m.Product, values: Values, write: Write
-) -> m.ConfigurationItem:
-    """A CI not yet saved: its source, the product's defaults, then the given values."""
-    ci = CI(account_id=account_id)
+    account_id: str, product: m.Product, values: Values, write: Write, make: Any = CI
+) -> Any:
+    """A CI not yet saved: its source, the product's defaults, then the given values. `make`
+    builds the object (the batch path of imports passes plain ones, imports.NewCI)."""
+    ci = make(account_id=account_id)
     ci.source = values.pop("source", None) or write.source_hint or DEFAULT_SOURCE
     for name in PRODUCT_DEFAULTS:
         if values.get(name) is None:
@@ -157,7 +159,9 @@ async def serials_taken(session: AsyncSession, account_id: str, keys: set[str]) 
     if not keys:
         return {}
     rows = await session.execute(
-        select(CI.brand_serial, CI.id).where(CI.account_id == account_id, CI.brand_serial.in_(keys))
+        select(CI.brand_serial, CI.id).where(
+            CI.account_id == account_id, one_of(session, CI.brand_serial, keys)
+        )
     )
     return {key: ident for key, ident in rows.tuples() if key is not None}
 
@@ -265,14 +269,25 @@ class LabelCounter:
         while len(result) < count:
             prefix, width, number = self.schemes[category_id]
             wanted = [_label(prefix, width, n) for n in range(number, number + count - len(result))]
-            taken = set(
-                await session.scalars(
-                    select(CI.label).where(CI.account_id == self.account_id, CI.label.in_(wanted))
-                )
-            )
+            taken = await self._taken(session, wanted)
             result += [label for label in wanted if label not in taken and label not in exclude]
             self.schemes[category_id] = (prefix, width, number + len(wanted))
         return result
+
+    async def _taken(self, session: AsyncSession, wanted: list[str]) -> set[str]:
+        """Which of `wanted` (one prefix, consecutive numbers) CIs hold already. When they have
+        one width, a range of the label index: zero-padded numbers after one prefix sort as
+        numbers under any collation, so the range holds them all (and whatever else it returns
+        is dropped here); cheaper than looking up a thousand labels one by one."""
+        condition: Any
+        if len(wanted[0]) == len(wanted[-1]):
+            condition = CI.label.between(wanted[0], wanted[-1])
+        else:
+            condition = one_of(session, CI.label, wanted)
+        found = await session.scalars(
+            select(CI.label).where(CI.account_id == self.account_id, condition)
+        )
+        return set(wanted).intersection(found)
 
 
 def _label(prefix: str, width: int, number: int) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from landmark.cmdb.schema import RESOURCES, Field, Resource
+from landmark.core.db import Reads
 from landmark.core.errors import NotFound
 
 # Columns of a referenced record that a reference shows, besides id and its display column.
@@ -132,7 +133,17 @@ async def get(session: AsyncSession, resource: Resource, account_id: str, ident:
     """One record of the account with every field and reference, or NotFound."""
     reader = plan(resource)
     params = {"account_id": account_id, "ident": ident}
-    row = (await session.execute(reader.by_id, params)).first()
+    return _found(resource, reader, (await session.execute(reader.by_id, params)).first())
+
+
+async def read(reads: Reads, resource: Resource, account_id: str, ident: int) -> Any:
+    """The same as `get`, as a lone statement outside any session (core/db.py Reads)."""
+    reader = plan(resource)
+    params = {"account_id": account_id, "ident": ident}
+    return _found(resource, reader, await reads.first(reader.by_id, params))
+
+
+def _found(resource: Resource, reader: _Plan, row: Any) -> Any:
     if row is None:
         raise not_found(resource)
     return reader.build(row)

@@ -9,12 +9,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, insert, update
+from sqlalchemy import ForeignKey, Index, String, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from landmark.core import clock
-from landmark.core.db import Base
+from landmark.core.db import Base, bulk_insert
 from landmark.core.request_context import current_request_id
 
 
@@ -88,24 +88,40 @@ async def record_many(
         return
     first = await _reserve(session, account_id, len(items)) - len(items) + 1
     request_id = current_request_id()
-    rows = [
-        {
-            "account_id": account_id,
-            "seq": first + n,
-            "id": uuid.uuid4(),
-            "type": type,
-            "subject_type": subject_type,
-            "subject_id": str(subject_id),
-            "actor_user_id": actor.user_id,
-            "actor_credential_id": actor.credential_id,
-            "request_id": request_id,
-            "data": data,
-            "created_at": clock.now(),
-        }
+    now = clock.now()
+    records = [
+        [
+            account_id,
+            first + n,
+            uuid.uuid4(),
+            type,
+            subject_type,
+            str(subject_id),
+            actor.user_id,
+            actor.credential_id,
+            request_id,
+            data,
+            now,
+        ]
         for n, (type, subject_type, subject_id, data) in enumerate(items)
     ]
     table: Any = Event.__table__
-    await (await session.connection()).execute(insert(table), rows)
+    await bulk_insert(await session.connection(), table, EVENT_COLUMNS, records)  # after _reserve
+
+
+EVENT_COLUMNS = [
+    "account_id",
+    "seq",
+    "id",
+    "type",
+    "subject_type",
+    "subject_id",
+    "actor_user_id",
+    "actor_credential_id",
+    "request_id",
+    "data",
+    "created_at",
+]
 
 
 async def _reserve(session: AsyncSession, account_id: str, count: int) -> int:

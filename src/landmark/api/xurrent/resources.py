@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy import Select, select
 
-from landmark.api.deps import CurrentPrincipal, Session, require
+from landmark.api.deps import CurrentPrincipal, Session, allowed, require
 from landmark.api.xurrent import render
 from landmark.api.xurrent.audit import render_lines
 from landmark.api.xurrent.pagination import pagination_headers
@@ -22,11 +22,13 @@ from landmark.cmdb.schema import RESOURCES, Resource
 from landmark.core.errors import DomainError
 from landmark.core.events import Event
 from landmark.core.query import Attribute, Listing, fetch_page, parse_list_query
+from landmark.identity.authn import Principal
 from landmark.identity.permissions import Permission
 
 router = APIRouter(prefix="/v1", tags=["Xurrent CMDB"])
 READ = [require(Permission.READ)]
 WRITE = [require(Permission.WRITE)]
+Reader = Annotated[Principal, allowed(Permission.READ)]
 JSONBody = Annotated[Any, Body()]
 
 
@@ -130,10 +132,8 @@ def _routes(resource: Resource) -> None:
             summary=f"List {name} {resource.name}",
         )
 
-    async def get_one(
-        ident: int, request: Request, who: CurrentPrincipal, session: Session
-    ) -> Response:
-        obj = await reads.get(session, resource, who.account_id, ident)
+    async def get_one(ident: int, request: Request, who: Reader) -> Response:
+        obj = await reads.read(request.app.state.reads, resource, who.account_id, ident)
         return reply(request, render.record(obj, resource))
 
     async def create(
@@ -170,7 +170,7 @@ def _routes(resource: Resource) -> None:
         return await audit_page(request, who, session, resource.singular, ident)
 
     one = f"{base}/{{ident:int}}"
-    router.add_api_route(one, get_one, methods=["GET"], dependencies=READ, summary=f"Get a {noun}")
+    router.add_api_route(one, get_one, methods=["GET"], summary=f"Get a {noun}")
     router.add_api_route(
         base,
         create,
