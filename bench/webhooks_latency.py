@@ -6,7 +6,10 @@ A `landmark serve` process (its in-process worker is the one worker; `--separate
 (landmark_wh_lat_*), or SQLite with `--sqlite`. One subscription to FACT_SHEET_CREATED posts to a
 receiver process that notes arrival minus the event's `createdAt` (taken in the change's
 transaction just before it commits, so the figure slightly overstates the latency). The load
-creates fact sheets through the Pathfinder REST API at the given rate for the given seconds.
+creates fact sheets through the Pathfinder REST API at the given rate for the given seconds, or
+with `--direct` commits one event per transaction from the bench process (to measure the
+delivery path alone when the API cannot sustain the rate; use it with `--separate-worker`, the
+server's in-process worker is only woken by commits of its own process).
 
 Run: .venv/bin/python bench/webhooks_latency.py [--rate 200] [--seconds 10] [--separate-worker]
 """
@@ -48,7 +51,11 @@ async def load(base: str, token: str, rate: int, seconds: float) -> tuple[int, i
         async def one(n: int) -> None:
             nonlocal made, failed
             body = {"type": "Application", "name": f"app-{n}"}
-            response = await client.post("/services/pathfinder/v1/factSheets", json=body)
+            try:
+                response = await client.post("/services/pathfinder/v1/factSheets", json=body)
+            except httpx.TransportError:
+                failed += 1
+                return
             if response.status_code == 200:
                 made += 1
             else:
@@ -65,6 +72,38 @@ async def load(base: str, token: str, rate: int, seconds: float) -> tuple[int, i
     return made, failed
 
 
+async def direct_load(url: str, rate: int, seconds: float) -> tuple[int, int]:
+    """Commit one fact-sheet-created event per transaction at `rate` per second, straight into
+    the outbox from this process (the API's own cost left out)."""
+    from landmark.core.db import create_engine, session_factory
+    from landmark.core.events import record
+
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    made = 0
+
+    async def one(n: int) -> None:
+        nonlocal made
+        async with sessions() as session:
+            data = {"factSheet": {"id": str(n), "type": "Application", "name": f"app-{n}"}}
+            await record(session, "bench", "FACT_SHEET_CREATED", "factSheet", n, data=data)
+            await session.commit()
+            made += 1
+
+    try:
+        tasks = []
+        started = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    finally:
+        await engine.dispose()
+    return made, 0
+
+
 async def scenario(url: str, args: argparse.Namespace) -> None:
     made, token = await make_account(url, "bench")
     receiver = Receiver(LATENCY_RECEIVER)
@@ -75,14 +114,17 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
     in_process = "false" if args.separate_worker else "true"
     env = environment(url, LANDMARK_WORKER_IN_PROCESS=in_process, LANDMARK_RATE_LIMIT="1000000")
     with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "bench.log"
+        log = Path(args.log) if args.log else Path(tmp) / "bench.log"
         processes = [start(["serve", "--port", str(port)], env, log)]
         if args.separate_worker:
             processes.append(start(["worker"], env, log))
         try:
             wait(lambda: _up(base), 60, 0.2)
             started = time.perf_counter()
-            done, failed = await load(base, token, args.rate, args.seconds)
+            if args.direct:
+                done, failed = await direct_load(url, args.rate, args.seconds)
+            else:
+                done, failed = await load(base, token, args.rate, args.seconds)
             achieved = done / (time.perf_counter() - started)
             wait(lambda: len(_latencies(receiver)) >= done, 120, 0.2)
             latencies = sorted(_latencies(receiver))
@@ -92,6 +134,7 @@ async def scenario(url: str, args: argparse.Namespace) -> None:
             receiver.stop()
     p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)]
     mode = "separate `landmark worker`" if args.separate_worker else "in-process worker"
+    mode += ", changes committed by the bench" if args.direct else ", changes through the API"
     print(f"  {mode}: {done} changes at {achieved:.0f}/s ({failed} failed requests)")
     print(f"  commit -> receiver: median {statistics.median(latencies):.1f} ms, "
           f"p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")  # fmt: skip
@@ -127,4 +170,10 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--separate-worker", action="store_true")
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="commit events from the bench process instead of API requests",
+    )
+    parser.add_argument("--log", help="keep the server's log in this file")
     asyncio.run(main(parser.parse_args()))
