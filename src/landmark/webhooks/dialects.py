@@ -27,7 +27,7 @@ guard (`ssrf.py`), the sender with its limits (`sender.py`), the deliveries tabl
 queue, retries with per-subscription backoff, `error_count` / `last_error` /
 `last_delivery_status` on the subscription, and `ignore_error` (drop instead of retry).
 Control messages that are not events (a Xurrent `webhook.verify`, a test) are queued with
-`engine.queue_control(...)` and go out even while the subscription is inactive.
+`service.queue_control(...)` and go out even while the subscription is inactive.
 """
 
 from collections.abc import Sequence
