@@ -45,6 +45,35 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 """
 
 
+# A receiver that notes, for each delivery, how long after its event's createdAt it arrived
+# (GET /latencies returns them in milliseconds).
+LATENCY_RECEIVER = """
+import json, sys, time, datetime, uvicorn
+latencies = []
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    arrived = time.time()
+    if scope["method"] == "GET":
+        answer = json.dumps(latencies).encode()
+    else:
+        created = datetime.datetime.fromisoformat(json.loads(body)["createdAt"]).timestamp()
+        latencies.append((arrived - created) * 1000)
+        answer = b"ok"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(answer)).encode())]})
+    await send({"type": "http.response.body", "body": answer})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            http="httptools", loop="uvloop", access_log=False)
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,8 +133,15 @@ async def make_account(url: str, slug: str) -> tuple[Any, str]:
         await engine.dispose()
 
 
-async def subscribe(url: str, slug: str, user_id: int, target: str, name: str) -> None:
-    """A LeanIX PUSH subscription to CI creations."""
+async def subscribe(
+    url: str,
+    slug: str,
+    user_id: int,
+    target: str,
+    name: str,
+    tags: tuple[str, str] = ("cmdb", "CI_CREATED"),
+) -> None:
+    """A LeanIX PUSH subscription to one event type (CI creations by default)."""
     from landmark.webhooks import service
     from landmark.webhooks.models import WebhookSubscription
 
@@ -114,7 +150,7 @@ async def subscribe(url: str, slug: str, user_id: int, target: str, name: str) -
         async with session_factory(engine)() as session:
             who = await principal(session, slug, user_id)
             sub = WebhookSubscription(dialect="leanix", name=name, target_url=target,
-                                      config={"tagSets": [["cmdb", "CI_CREATED"]]})  # fmt: skip
+                                      config={"tagSets": [list(tags)]})  # fmt: skip
             await service.create(session, who, sub)
             await session.commit()
     finally:
@@ -156,16 +192,16 @@ async def record_events(url: str, slug: str, count: int) -> None:
 
 
 class Receiver:
-    """The counting receiver in a process of its own."""
+    """A receiver in a process of its own: counting (default) or timing (LATENCY_RECEIVER)."""
 
-    def __init__(self) -> None:
+    def __init__(self, program: str = RECEIVER) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.process = subprocess.Popen([sys.executable, "-c", RECEIVER, str(self.port)])
+        self.process = subprocess.Popen([sys.executable, "-c", program, str(self.port)])
         deadline = time.time() + 20
         while True:
             try:
-                self.count()
+                httpx.get(f"http://127.0.0.1:{self.port}/")
                 return
             except httpx.TransportError:
                 if time.time() > deadline:

@@ -581,3 +581,40 @@ def test_no_subscription_receives_another_accounts_events(
         error(client.delete(url, headers=auth), 404, None)
     assert ok(client.get(f"{WH}/subscriptions", headers=other_tenant.auth)) == []
     assert len(ok(client.get(f"{WH}/subscriptions", headers=tenant.auth))) == 2
+
+
+def test_old_pull_events_and_deliveries_are_purged(client, server, tenant, receiver) -> None:
+    from landmark.core.jobs import Worker, enqueue
+    from landmark.webhooks.service import PURGE
+
+    pulled = subscribe(client, tenant, deliveryType="PULL",
+                       tagSets=[["pathfinder", "FACT_SHEET_CREATED"]])  # fmt: skip
+    pushed = subscribe(client, tenant, targetUrl=receiver.url,
+                       tagSets=[["pathfinder", "FACT_SHEET_CREATED"]])  # fmt: skip
+    fact_sheet(client, tenant, "Application", "Old")
+    settle(server, tenant)
+    assert len(pull(client, tenant, pulled["id"])["events"]) == 1
+
+    async def purge_now(session: Any) -> None:
+        await enqueue(session, PURGE, {"days": -1})  # everything counts as old
+        await session.commit()
+        await Worker(server.app.state.sessions, server.settings).run_once()
+
+    server.run(purge_now)
+    assert pull(client, tenant, pulled["id"])["events"] == []
+    assert ok(client.get(f"{WH}/subscriptions/{pushed['id']}/deliveries",
+                         headers=tenant.auth)) == []  # fmt: skip
+
+
+def test_allowed_hosts_take_names_addresses_and_networks() -> None:
+    import ipaddress
+
+    from landmark.webhooks.ssrf import allowed, internal
+
+    rules = allowed("hooks.internal, 10.0.0.0/8 ,192.168.1.7")
+    assert rules.covers("HOOKS.internal")
+    assert rules.covers("x", ipaddress.ip_address("10.20.30.40"))
+    assert rules.covers("x", ipaddress.ip_address("192.168.1.7"))
+    assert not rules.covers("x", ipaddress.ip_address("192.168.1.8"))
+    assert internal(ipaddress.ip_address("::ffff:192.168.1.8"))
+    assert not internal(ipaddress.ip_address("93.184.215.14"))

@@ -28,6 +28,7 @@ from landmark.identity.keys import KeyRing, ensure_signing_key
 from landmark.identity.pepper import load_pepper
 from landmark.identity.ratelimit import MemoryCounter, RateLimiter, RedisCounter
 from landmark.settings import Settings, get_settings
+from landmark.webhooks import notify
 from landmark.webhooks import service as webhooks
 
 DESCRIPTION = """
@@ -66,10 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         worker = Worker(sessions, settings) if settings.worker_in_process else None
         worker_task = asyncio.create_task(worker.run(stop)) if worker else None
+        # Workers in other processes hear of this process's commits (PostgreSQL NOTIFY).
+        announcer = asyncio.create_task(notify.announce(settings.resolved_database_url, stop))
         yield
         stop.set()
         if worker_task:
             await worker_task  # lets the running jobs finish
+        await announcer
         if isinstance(counter, RedisCounter):
             await counter.redis.aclose()
         await app.state.reads.dispose()

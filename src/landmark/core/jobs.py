@@ -98,6 +98,16 @@ async def enqueue(
     return job
 
 
+async def ensure_queued(session: AsyncSession, kind: str, payload: dict[str, Any]) -> None:
+    """Queue a job of `kind` unless one is queued or running already (the caller commits): the
+    start of a self-renewing daily job."""
+    queued = await session.scalar(
+        select(Job.id).where(Job.kind == kind, Job.state.in_(("queued", "running"))).limit(1)
+    )
+    if queued is None:
+        await enqueue(session, kind, payload)
+
+
 class LeaseLost(Exception):
     """Another worker took the job over: this one must not record anything more for it."""
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.core import clock
 from landmark.core.events import record_many
-from landmark.core.jobs import Job, JobContext, enqueue, handler
+from landmark.core.jobs import Job, JobContext, enqueue, ensure_queued, handler
 from landmark.eam.audit import item
 from landmark.eam.models import ARCHIVED, FactSheet
 
@@ -55,8 +55,4 @@ async def _due(session: AsyncSession, before: Any) -> list[FactSheet]:
 
 async def ensure_scheduled(session: AsyncSession) -> None:
     """Queue the daily purge unless one is queued already (the caller commits)."""
-    queued = await session.scalar(
-        select(Job.id).where(Job.kind == KIND, Job.state.in_(("queued", "running"))).limit(1)
-    )
-    if queued is None:
-        await enqueue(session, KIND, {"daily": True})
+    await ensure_queued(session, KIND, {"daily": True})

@@ -13,7 +13,8 @@ things at fan-out time, and may ask a third at send time:
    For a PULL subscription the body is what the PULL endpoint hands out for the event.
 3. `finalize(session, subscription, delivery_body, headers) -> (body, headers)` (optional,
    async): the last change right before sending, e.g. sign a JWT with a fresh `iat`. It runs in
-   the sender's claim transaction, so it may read the database. The default sends as rendered.
+   the sender's claim transaction, so it may read the database; the subscription it gets is a
+   detached copy the sender reuses for up to a second. The default sends as rendered.
 
 Plus `prepare(session, account_id, events) -> context` (optional, async): lookups for a batch of
 events of one account (account name, actor names...), done once per batch so `render` stays
@@ -26,7 +27,7 @@ guard (`ssrf.py`), the sender with its limits (`sender.py`), the deliveries tabl
 queue, retries with per-subscription backoff, `error_count` / `last_error` /
 `last_delivery_status` on the subscription, and `ignore_error` (drop instead of retry).
 Control messages that are not events (a Xurrent `webhook.verify`, a test) are queued with
-`engine.queue_control(...)` and go out even while the subscription is inactive.
+`service.queue_control(...)` and go out even while the subscription is inactive.
 """
 
 from collections.abc import Sequence

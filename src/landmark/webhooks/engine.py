@@ -81,7 +81,7 @@ def _events_rolled_back(session: Session) -> None:
     session.info.pop("landmark.events", None)
 
 
-async def _wait(flag: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+async def wait_for(flag: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
     """Until `flag` or `stop` is set, or `seconds` passed."""
     waits = [asyncio.ensure_future(flag.wait()), asyncio.ensure_future(stop.wait())]
     try:
@@ -328,9 +328,13 @@ class Engine:
         self.subscriptions = Subscriptions(SUBSCRIPTION_CACHE_SECONDS)
 
     async def run(self, stop: asyncio.Event) -> None:
+        from landmark.webhooks import notify
+
         self.sender = Sender(self.settings)
         handle = listen(self.events)
         writer = asyncio.create_task(self._write_loop())
+        url = self.settings.resolved_database_url
+        listener = asyncio.create_task(notify.listen(url, self.events, stop))
         try:
             await asyncio.gather(self._fan_out_loop(stop), self._claim_loop(stop))
             if self.sending:  # let the requests under way finish (each has its timeout)
@@ -339,6 +343,7 @@ class Engine:
         finally:
             unlisten(handle)
             writer.cancel()
+            listener.cancel()
             await self.sender.close()
 
     async def _fan_out_loop(self, stop: asyncio.Event) -> None:
@@ -354,7 +359,7 @@ class Engine:
             except Exception:
                 log.exception("webhook fan-out failed", extra={"worker": self.worker_id})
             if not more:
-                await _wait(self.events, stop, self.settings.webhook_poll_seconds)
+                await wait_for(self.events, stop, self.settings.webhook_poll_seconds)
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         settings = self.settings
@@ -368,7 +373,7 @@ class Engine:
                     self._start(item)
             if claimed and len(claimed) >= min(room, settings.webhook_claim_batch) // 2:
                 continue  # a full batch: there are probably more
-            await _wait(self.queued, stop, settings.webhook_poll_seconds)
+            await wait_for(self.queued, stop, settings.webhook_poll_seconds)
             if self.sending:  # let a few more sends finish: claims take batches, not single rows
                 await asyncio.sleep(COALESCE_SECONDS)
 

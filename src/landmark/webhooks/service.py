@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from landmark.core import clock
 from landmark.core.errors import BadRequest, NotFound
 from landmark.core.events import record
-from landmark.core.jobs import Job, JobContext, enqueue, handler
+from landmark.core.jobs import Job, JobContext, enqueue, ensure_queued, handler
 from landmark.identity.authn import Principal
 from landmark.settings import Settings
 from landmark.webhooks import dialects, ssrf
@@ -202,8 +202,4 @@ async def purge(session: AsyncSession, job: Job, ctx: JobContext) -> dict[str, A
 
 async def ensure_purge_scheduled(session: AsyncSession) -> None:
     """Queue the daily purge unless one is queued already (the caller commits)."""
-    queued = await session.scalar(
-        select(Job.id).where(Job.kind == PURGE, Job.state.in_(("queued", "running"))).limit(1)
-    )
-    if queued is None:
-        await enqueue(session, PURGE, {"daily": True})
+    await ensure_queued(session, PURGE, {"daily": True})
