@@ -1,6 +1,6 @@
 """Xurrent webhooks: policies (the key pairs that sign deliveries) and pending verifications
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-24 05:00:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import landmark.core.db
 
-revision: str = "0010"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
