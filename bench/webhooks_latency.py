@@ -8,8 +8,9 @@ receiver process that notes arrival minus the event's `createdAt` (taken in the 
 transaction just before it commits, so the figure slightly overstates the latency). The load
 creates fact sheets through the Pathfinder REST API at the given rate for the given seconds, or
 with `--direct` commits one event per transaction from the bench process (to measure the
-delivery path alone when the API cannot sustain the rate; use it with `--separate-worker`, the
-server's in-process worker is only woken by commits of its own process).
+delivery path alone when the API cannot sustain the rate; use it with `--separate-worker`: the
+bench process announces its commits by NOTIFY as a server does, which wakes `landmark worker`
+processes, not the server's in-process worker).
 
 Run: .venv/bin/python bench/webhooks_latency.py [--rate 200] [--seconds 10] [--separate-worker]
 """
@@ -74,12 +75,16 @@ async def load(base: str, token: str, rate: int, seconds: float) -> tuple[int, i
 
 async def direct_load(url: str, rate: int, seconds: float) -> tuple[int, int]:
     """Commit one fact-sheet-created event per transaction at `rate` per second, straight into
-    the outbox from this process (the API's own cost left out)."""
+    the outbox from this process (the API's own cost left out). Like a server process, this one
+    announces its commits to the workers (PostgreSQL NOTIFY, webhooks/notify.py)."""
     from landmark.core.db import create_engine, session_factory
     from landmark.core.events import record
+    from landmark.webhooks import notify
 
     engine = create_engine(url)
     sessions = session_factory(engine)
+    stop = asyncio.Event()
+    announcer = asyncio.create_task(notify.announce(url, stop))
     made = 0
 
     async def one(n: int) -> None:
@@ -100,6 +105,8 @@ async def direct_load(url: str, rate: int, seconds: float) -> tuple[int, int]:
             tasks.append(asyncio.create_task(one(n)))
         await asyncio.gather(*tasks)
     finally:
+        stop.set()
+        await announcer
         await engine.dispose()
     return made, 0
 
