@@ -276,6 +276,50 @@ def test_facet_filters(client, tenant) -> None:
     assert ok(client, auth, literal)["allFactSheets"]["totalCount"] == 1
 
 
+def test_tag_facets(client, tenant, other_tenant) -> None:
+    """Tag facets with every operator, several tags, together with other filters and the counts,
+    and with another workspace's tag id (which matches nothing)."""
+    auth = tenant.auth
+
+    def tags(*names: str) -> dict[str, Any]:
+        return patch("add", "/tags", [{"tagName": n} for n in names])
+
+    create(client, auth, "Application", "Cloud edge", tags("cloud", "edge"))
+    create(client, auth, "Application", "Edge only", tags("edge"))
+    create(client, auth, "Application", "Untagged")
+    create(client, auth, "ITComponent", "Edge server", tags("edge"))
+    listed = ok(client, auth, "{ allTags { edges { node { id name } } } }")["allTags"]["edges"]
+    ids = {e["node"]["name"]: e["node"]["id"] for e in listed}
+    cloud, edge = ids["cloud"], ids["edge"]
+    assert names(client, auth, facet("Tags", [cloud, edge])) == [
+        "Cloud edge", "Edge only", "Edge server"
+    ]  # fmt: skip
+    assert names(client, auth, facet("Tags", [cloud, edge], "AND")) == ["Cloud edge"]
+    assert names(client, auth, facet("Tags", [cloud], "NOR"), "Application") == [
+        "Edge only", "Untagged"
+    ]  # fmt: skip
+    both = {
+        "facetFilters": [
+            *facet("FactSheetTypes", ["Application"])["facetFilters"],
+            *facet("Tags", [edge])["facetFilters"],
+        ],
+        "fullTextSearch": "only",
+    }
+    assert names(client, auth, both) == ["Edge only"]
+    counted = """query($filter: FilterInput) { allFactSheets(filter: $filter) { totalCount
+        filterOptions { facets { facetKey results { name count } } } } }"""
+    data = ok(client, auth, counted, {"filter": facet("Tags", [edge])})["allFactSheets"]
+    facets = data["filterOptions"]["facets"]
+    by_key = {f["facetKey"]: {r["name"]: r["count"] for r in f["results"]} for f in facets}
+    assert data["totalCount"] == 3
+    assert by_key["FactSheetTypes"]["Application"] == 2
+    assert by_key["FactSheetTypes"]["ITComponent"] == 1
+    assert by_key["Tags"] == {"cloud": 1, "edge": 3}  # its own filter left out
+    create(client, other_tenant.auth, "Application", "Foreign", tags("edge"))
+    theirs = ok(client, other_tenant.auth, "{ allTags { edges { node { id } } } }")["allTags"]
+    assert names(client, auth, facet("Tags", [theirs["edges"][0]["node"]["id"]])) == []
+
+
 def test_subscriptions_comments_documents_and_log_events(client, tenant) -> None:
     auth = tenant.auth
     app = create(client, auth, "Application", "Mail")
