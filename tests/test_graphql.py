@@ -854,3 +854,11 @@ def test_concurrent_writes_number_events_in_write_order(server, client, tenant) 
         ]
         assert revs == list(range(2, 2 + len(revs)))
     assert sum(1 for e in rows if e.type == "FACT_SHEET_UPDATED") == 24
+
+
+def test_answer_encoding_falls_back_for_integers_beyond_64_bits() -> None:
+    """Answers are encoded by orjson, which refuses integers beyond 64 bits: those still go out."""
+    from landmark.api.graphql.router import _answer
+
+    body = _answer({"n": 2**70, "name": "Zürich"}).body
+    assert json.loads(body) == {"data": {"n": 2**70, "name": "Zürich"}, "errors": None}
