@@ -778,6 +778,24 @@ def test_statement_count_does_not_grow_with_the_page(client, tenant, server) -> 
     large = _statements(server, client, auth, query % 50)
     assert small == large, (small, large)
     assert small <= 10
+    # A named fragment on a page of several types: the same answer as an inline fragment, and
+    # the same statements for 10 nodes (Applications) as for 70 (ITComponents too).
+    asked = (
+        """tags { name } relApplicationToITComponent { edges { node { factSheet { name } } } }"""
+    )
+    inline = (
+        "{ allFactSheets(first: %d) { edges { node { id type ... on Application { ASKED } } } } }"
+    )
+    spread = """{ allFactSheets(first: %d) { edges { node { id type ...Details } } } }
+        fragment Details on Application { ASKED }"""
+    inline, spread = inline.replace("ASKED", asked), spread.replace("ASKED", asked)
+    page = ok(client, auth, spread % 70)["allFactSheets"]["edges"]
+    assert page == ok(client, auth, inline % 70)["allFactSheets"]["edges"]
+    assert {e["node"]["type"] for e in page} == {"Application", "ITComponent"}
+    assert all(len(e["node"]["relApplicationToITComponent"]["edges"]) == 2 for e in page[:60])
+    assert all(e["node"]["tags"] for e in page[:60])
+    counts = [_statements(server, client, auth, spread % n) for n in (10, 70)]
+    assert counts[0] == counts[1], counts
 
 
 def test_aliased_updates_each_read_their_result(client, tenant) -> None:
