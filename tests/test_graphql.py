@@ -276,6 +276,50 @@ def test_facet_filters(client, tenant) -> None:
     assert ok(client, auth, literal)["allFactSheets"]["totalCount"] == 1
 
 
+def test_tag_facets(client, tenant, other_tenant) -> None:
+    """Tag facets with every operator, several tags, together with other filters and the counts,
+    and with another workspace's tag id (which matches nothing)."""
+    auth = tenant.auth
+
+    def tags(*names: str) -> dict[str, Any]:
+        return patch("add", "/tags", [{"tagName": n} for n in names])
+
+    create(client, auth, "Application", "Cloud edge", tags("cloud", "edge"))
+    create(client, auth, "Application", "Edge only", tags("edge"))
+    create(client, auth, "Application", "Untagged")
+    create(client, auth, "ITComponent", "Edge server", tags("edge"))
+    listed = ok(client, auth, "{ allTags { edges { node { id name } } } }")["allTags"]["edges"]
+    ids = {e["node"]["name"]: e["node"]["id"] for e in listed}
+    cloud, edge = ids["cloud"], ids["edge"]
+    assert names(client, auth, facet("Tags", [cloud, edge])) == [
+        "Cloud edge", "Edge only", "Edge server"
+    ]  # fmt: skip
+    assert names(client, auth, facet("Tags", [cloud, edge], "AND")) == ["Cloud edge"]
+    assert names(client, auth, facet("Tags", [cloud], "NOR"), "Application") == [
+        "Edge only", "Untagged"
+    ]  # fmt: skip
+    both = {
+        "facetFilters": [
+            *facet("FactSheetTypes", ["Application"])["facetFilters"],
+            *facet("Tags", [edge])["facetFilters"],
+        ],
+        "fullTextSearch": "only",
+    }
+    assert names(client, auth, both) == ["Edge only"]
+    counted = """query($filter: FilterInput) { allFactSheets(filter: $filter) { totalCount
+        filterOptions { facets { facetKey results { name count } } } } }"""
+    data = ok(client, auth, counted, {"filter": facet("Tags", [edge])})["allFactSheets"]
+    facets = data["filterOptions"]["facets"]
+    by_key = {f["facetKey"]: {r["name"]: r["count"] for r in f["results"]} for f in facets}
+    assert data["totalCount"] == 3
+    assert by_key["FactSheetTypes"]["Application"] == 2
+    assert by_key["FactSheetTypes"]["ITComponent"] == 1
+    assert by_key["Tags"] == {"cloud": 1, "edge": 3}  # its own filter left out
+    create(client, other_tenant.auth, "Application", "Foreign", tags("edge"))
+    theirs = ok(client, other_tenant.auth, "{ allTags { edges { node { id } } } }")["allTags"]
+    assert names(client, auth, facet("Tags", [theirs["edges"][0]["node"]["id"]])) == []
+
+
 def test_subscriptions_comments_documents_and_log_events(client, tenant) -> None:
     auth = tenant.auth
     app = create(client, auth, "Application", "Mail")
@@ -734,6 +778,24 @@ def test_statement_count_does_not_grow_with_the_page(client, tenant, server) -> 
     large = _statements(server, client, auth, query % 50)
     assert small == large, (small, large)
     assert small <= 10
+    # A named fragment on a page of several types: the same answer as an inline fragment, and
+    # the same statements for 10 nodes (Applications) as for 70 (ITComponents too).
+    asked = (
+        """tags { name } relApplicationToITComponent { edges { node { factSheet { name } } } }"""
+    )
+    inline = (
+        "{ allFactSheets(first: %d) { edges { node { id type ... on Application { ASKED } } } } }"
+    )
+    spread = """{ allFactSheets(first: %d) { edges { node { id type ...Details } } } }
+        fragment Details on Application { ASKED }"""
+    inline, spread = inline.replace("ASKED", asked), spread.replace("ASKED", asked)
+    page = ok(client, auth, spread % 70)["allFactSheets"]["edges"]
+    assert page == ok(client, auth, inline % 70)["allFactSheets"]["edges"]
+    assert {e["node"]["type"] for e in page} == {"Application", "ITComponent"}
+    assert all(len(e["node"]["relApplicationToITComponent"]["edges"]) == 2 for e in page[:60])
+    assert all(e["node"]["tags"] for e in page[:60])
+    counts = [_statements(server, client, auth, spread % n) for n in (10, 70)]
+    assert counts[0] == counts[1], counts
 
 
 def test_aliased_updates_each_read_their_result(client, tenant) -> None:
@@ -810,3 +872,11 @@ def test_concurrent_writes_number_events_in_write_order(server, client, tenant) 
         ]
         assert revs == list(range(2, 2 + len(revs)))
     assert sum(1 for e in rows if e.type == "FACT_SHEET_UPDATED") == 24
+
+
+def test_answer_encoding_falls_back_for_integers_beyond_64_bits() -> None:
+    """Answers are encoded by orjson, which refuses integers beyond 64 bits: those still go out."""
+    from landmark.api.graphql.router import _answer
+
+    body = _answer({"n": 2**70, "name": "Zürich"}).body
+    assert json.loads(body) == {"data": {"n": 2**70, "name": "Zürich"}, "errors": None}

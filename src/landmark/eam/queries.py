@@ -188,15 +188,22 @@ def _phase_condition(phase: str, date_filter: DateFilter | None) -> ColumnElemen
     return and_(mine.is_not(None), mine <= end, not_(or_(false(), *later)))
 
 
-def _tag_condition(
-    model: MetaModel, group: str | None, key: str, param: str
-) -> ColumnElement[bool]:
+def _tag_condition(account_id: str, group: str | None, key: str, param: str) -> ColumnElement[bool]:
+    if key != MISSING:
+        # The tag's links drive the scan: a materialized CTE makes PostgreSQL probe the fact
+        # sheets by id for the tag's rows instead of merge-joining them over the whole table.
+        links = (
+            select(FactSheetTag.fact_sheet_id)
+            .where(FactSheetTag.account_id == account_id)
+            .where(FactSheetTag.tag_id == _uuids(param, [key])[0])
+            .cte()
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        return FactSheet.id.in_(select(links.c.fact_sheet_id))
     tagged = [
         FactSheetTag.account_id == FactSheet.account_id,
         FactSheetTag.fact_sheet_id == FactSheet.id,
     ]
-    if key != MISSING:
-        return exists().where(*tagged, FactSheetTag.tag_id == _uuids(param, [key])[0])
     if group is None:
         return not_(exists().where(*tagged))
     of_group = select(Tag.id).where(Tag.account_id == FactSheet.account_id)
@@ -223,7 +230,9 @@ def _subscription_condition(key: str, param: str) -> ColumnElement[bool]:
     return exists().where(*subscribed, Subscription.user_id == by_uuid)
 
 
-def _facet_condition(model: MetaModel, f: FacetFilter, tag_groups: set[str]) -> Any:
+def _facet_condition(
+    account_id: str, model: MetaModel, f: FacetFilter, tag_groups: set[str]
+) -> Any:
     """The condition of one facet filter; InvalidParameter for an unknown facet or operator."""
     param = f"facetFilters.{f.facet_key}"
     if f.operator not in OPERATORS:
@@ -241,7 +250,7 @@ def _facet_condition(model: MetaModel, f: FacetFilter, tag_groups: set[str]) -> 
         parts = [_subscription_condition(k, param) for k in f.keys]
     elif key == "Tags" or key in tag_groups or key == OTHER_TAGS:
         group = None if key == "Tags" else key
-        parts = [_tag_condition(model, group, k, param) for k in f.keys]
+        parts = [_tag_condition(account_id, group, k, param) for k in f.keys]
     else:
         raise InvalidParameter(param, f"unknown facet key {key!r}")
     return _combine(f.operator, parts)
@@ -289,7 +298,7 @@ async def filtered(
     if facet_filters:
         groups = await _tag_group_names(session, account_id)
         for f in facet_filters:
-            query = query.where(_facet_condition(model, f, groups))
+            query = query.where(_facet_condition(account_id, model, f, groups))
     return query
 
 

@@ -22,6 +22,7 @@ from landmark.identity.authn import Principal
 from landmark.identity.models import User
 
 Batch = Callable[[list[Any]], Awaitable[dict[Any, Any]]]
+MISSING = object()  # not loaded yet
 
 
 class Loader:
@@ -88,6 +89,12 @@ class Context:
             if per_fact_sheet:
                 found.expect(self._seen_fact_sheets())
         return found
+
+    def loaded(self, name: str, key: Any) -> Any:
+        """The value loader `name` already holds for `key`, else MISSING: a resolver then
+        answers without a coroutine (graphql-core gathers those in a task each)."""
+        found = self.loaders.get(name)
+        return found.values.get(key, MISSING) if found is not None else MISSING
 
     def _seen_fact_sheets(self) -> Iterable[UUID]:
         sheets = self.loaders.get("fact_sheet")

@@ -16,6 +16,12 @@ from landmark.eam.models import Comment, Document, Subscription, Tag, TagGroup
 
 GROUP = "_lx_group"  # the tag's group, loaded with the tag
 USER = "_lx_user"  # the subscription's user, loaded with it
+TAGS = "tags"  # the loader of fact sheets' tags
+
+
+def relations_loader(side: RelationSide) -> str:
+    """The name of the loader of one relation side."""
+    return f"rel:{side.definition.name}:{side.forward}"
 
 
 async def tags(ctx: Context, fact_sheet_id: UUID) -> list[Tag]:
@@ -28,7 +34,7 @@ async def tags(ctx: Context, fact_sheet_id: UUID) -> list[Tag]:
             out[fs_id] = [tag for tag, _ in pairs]
         return out
 
-    return await ctx.loader("tags", batch).load(fact_sheet_id)  # type: ignore[no-any-return]
+    return await ctx.loader(TAGS, batch).load(fact_sheet_id)  # type: ignore[no-any-return]
 
 
 async def _all_tag_groups(ctx: Context) -> dict[Any, Any]:
@@ -118,5 +124,5 @@ async def relations(
         ctx.seen(v.other for views in found.values() for v in views)
         return found
 
-    loader = ctx.loader(f"rel:{side.definition.name}:{side.forward}", batch)
+    loader = ctx.loader(relations_loader(side), batch)
     return await loader.load(fact_sheet_id)  # type: ignore[no-any-return]

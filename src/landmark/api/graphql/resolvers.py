@@ -2,9 +2,16 @@
 `allLogEvents`. Searching and facets are the domain's (eam/queries.py); this module translates."""
 
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from graphql import GraphQLResolveInfo
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
 from sqlalchemy import func, or_, select
 
 from landmark.api.graphql import loaders
@@ -120,9 +127,56 @@ async def all_fact_sheets(_root: Any, info: GraphQLResolveInfo, **args: Any) -> 
         )
 
     found = await ctx.run(page)
-    result = as_connection(ctx.seen(found.rows), found.total, found.end_cursor, found.has_next)
+    rows = ctx.seen(found.rows)
+    await _preload(ctx, info, rows)
+    result = as_connection(rows, found.total, found.end_cursor, found.has_next)
     result["search"] = search  # for filterOptions
     return result
+
+
+def _fields(
+    selections: SelectionSetNode | None, info: GraphQLResolveInfo, on: str | None = None
+) -> Iterator[tuple[str | None, FieldNode]]:
+    """(type condition, field) of a selection set, through inline fragments and spreads."""
+    for node in selections.selections if selections else ():
+        if isinstance(node, FieldNode):
+            yield on, node
+        elif isinstance(node, InlineFragmentNode):
+            condition = node.type_condition.name.value if node.type_condition else on
+            yield from _fields(node.selection_set, info, condition)
+        elif isinstance(node, FragmentSpreadNode) and node.name.value in info.fragments:
+            fragment = info.fragments[node.name.value]
+            yield from _fields(fragment.selection_set, info, fragment.type_condition.name.value)
+
+
+def _children(fields: Iterable[FieldNode], name: str, info: GraphQLResolveInfo) -> list[Any]:
+    return [
+        (on, child)
+        for field in fields
+        for on, child in _fields(field.selection_set, info)
+        if field.name.value == name
+    ]
+
+
+async def _preload(ctx: Context, info: GraphQLResolveInfo, rows: list[Any]) -> None:
+    """Load the tags and relations the query asks of the page's nodes before they resolve: each
+    node then answers them without a coroutine (one task each otherwise). The same statements
+    run as when the first node asks (one per field), only earlier."""
+    if not rows:
+        return
+    edges = [f for field in info.field_nodes for _, f in _fields(field.selection_set, info)]
+    nodes = [f for _, f in _children(edges, "edges", info)]
+    asked = [(on, f.name.value) for on, f in _children(nodes, "node", info)]
+    page_types = {fs.type for fs in rows}
+    if any(name == "tags" for _, name in asked):
+        await loaders.tags(ctx, rows[0].id)
+    sides = {}
+    for on, name in asked:
+        for type_name in {on} & page_types if on in ctx.model.types else page_types:
+            if (side := ctx.model.side(type_name, name)) is not None:
+                sides[loaders.relations_loader(side)] = side
+    for side in sides.values():
+        await loaders.relations(ctx, rows[0].id, side)
 
 
 async def filter_options(connection: dict[str, Any], info: GraphQLResolveInfo) -> dict[str, Any]:

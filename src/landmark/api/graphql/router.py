@@ -11,6 +11,7 @@ from pathlib import Path
 from types import CoroutineType
 from typing import Any, TypeGuard
 
+import orjson
 from fastapi import APIRouter, Request
 from graphql import (
     DocumentNode,
@@ -52,8 +53,19 @@ class BadRequest(Exception):
     """A request that is not a GraphQL request (bad JSON, no query, a mutation over GET)."""
 
 
+class _FastJSON(JSONResponse):
+    """orjson encodes a page's ~8,000 values several times faster than the json module; what
+    it refuses (integers beyond 64 bits) goes the standard way."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return super().render(content)
+
+
 def _answer(data: Any = None, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    return JSONResponse({"data": data, "errors": errors or None})
+    return _FastJSON({"data": data, "errors": errors or None})
 
 
 def _request(body: Any) -> tuple[str, dict[str, Any], str | None]:

@@ -50,6 +50,7 @@ from landmark.api.graphql.common import (
     first_of,
     plain,
 )
+from landmark.api.graphql.context import MISSING, Context
 from landmark.eam.metamodel import FieldDef, MetaModel, RelationSide
 
 Resolver = Callable[..., Any]
@@ -72,8 +73,9 @@ def _completion(fs: Any, _info: GraphQLResolveInfo) -> dict[str, Any]:
     return {"completion": value, "percentage": round(value * 100)}
 
 
-async def _tags(fs: Any, info: GraphQLResolveInfo) -> Any:
-    return await loaders.tags(info.context, fs.id)
+def _tags(fs: Any, info: GraphQLResolveInfo) -> Any:
+    found = info.context.loaded(loaders.TAGS, fs.id)
+    return loaders.tags(info.context, fs.id) if found is MISSING else found
 
 
 def _listed(load: Callable[..., Any]) -> Resolver:
@@ -181,10 +183,14 @@ class Builder:
         conn = self.relation_types.get(type_name + "Connection") or connection(node)
         self.relation_types[type_name + "Connection"] = conn
 
-        async def resolve(
-            fs: Any, info: GraphQLResolveInfo, first: int | None = None, **_: Any
-        ) -> Any:
-            return first_of(await loaders.relations(info.context, fs.id, side), first)
+        name = loaders.relations_loader(side)
+
+        async def load(ctx: Context, fs_id: Any, first: int | None) -> Any:
+            return first_of(await loaders.relations(ctx, fs_id, side), first)
+
+        def resolve(fs: Any, info: GraphQLResolveInfo, first: int | None = None, **_: Any) -> Any:
+            found = info.context.loaded(name, fs.id)
+            return load(info.context, fs.id, first) if found is MISSING else first_of(found, first)
 
         return GraphQLField(conn, args=PAGE_ARGS, resolve=resolve)
 
