@@ -20,6 +20,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -62,15 +63,20 @@ async def load(base: str, token: str, rate: int, seconds: float) -> tuple[int, i
             else:
                 failed += 1
 
-        tasks = []
-        started = time.perf_counter()
-        for n in range(int(rate * seconds)):
-            delay = started + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
+        await paced(rate, seconds, one)
     return made, failed
+
+
+async def paced(rate: int, seconds: float, one: Callable[[int], Awaitable[None]]) -> None:
+    """Start `one(n)` at `rate` per second for `seconds`, without waiting for each to end."""
+    tasks = []
+    started = time.perf_counter()
+    for n in range(int(rate * seconds)):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n)))
+    await asyncio.gather(*tasks)
 
 
 async def direct_load(url: str, rate: int, seconds: float) -> tuple[int, int]:
@@ -96,14 +102,7 @@ async def direct_load(url: str, rate: int, seconds: float) -> tuple[int, int]:
             made += 1
 
     try:
-        tasks = []
-        started = time.perf_counter()
-        for n in range(int(rate * seconds)):
-            delay = started + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
+        await paced(rate, seconds, one)
     finally:
         stop.set()
         await announcer

@@ -124,11 +124,7 @@ async def render_webhooks(
 def render_policy(policy: WebhookPolicy) -> dict[str, Any]:
     return {
         "id": policy.id,
-        "name": policy.name,
-        "disabled": policy.disabled,
-        "jwt_alg": policy.jwt_alg,
-        "jwt_audience": policy.jwt_audience,
-        "jwt_claim_expires_in": policy.jwt_claim_expires_in,
+        **policies.summary(policy),
         "created_at": iso(policy.created_at),
         "updated_at": iso(policy.updated_at),
     }
