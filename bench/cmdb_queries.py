@@ -93,12 +93,14 @@ def report(name: str, took: list[float], target: float | None) -> float:
     return median
 
 
-def run_wrk(base: str, token: str, ids: list[int], duration: int, connections: int) -> str:
+def run_wrk(
+    base: str, token: str, ids: list[int], duration: int, connections: int, threads: int
+) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(f"ids = {{{','.join(map(str, ids))}}}\ni = 0\n")
         script.write('request = function()\n  i = i + 1\n  return wrk.format("GET", ')
         script.write('"/v1/cis/" .. ids[(i % #ids) + 1])\nend\n')
-    cmd = f"wrk -t2 -c{connections} -d{duration}s --latency -s {script.name}".split()
+    cmd = f"wrk -t{threads} -c{connections} -d{duration}s --latency -s {script.name}".split()
     cmd += ["-H", f"Authorization: Bearer {token}", base]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -145,14 +147,19 @@ def measure(args: argparse.Namespace, data: dict[str, Any]) -> None:
                 took = timed(http, [offset] * 10, 1)
                 report(f"  page {DEEP_PAGE} via page= (offset)", took, None)
             if args.duration:
-                out = run_wrk(base, data["token"], ids, 2, args.connections)  # warm-up
-                out = run_wrk(base, data["token"], ids, args.duration, args.connections)
+                out = run_wrk(
+                    base, data["token"], ids, 2, args.connections, args.threads
+                )  # warm-up
+                out = run_wrk(
+                    base, data["token"], ids, args.duration, args.connections, args.threads
+                )
                 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
                 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
                 latency = " ".join(re.findall(r"^\s+((?:50|99)%\s+\S+)", out, re.M))
                 verdict = "MET" if rps >= 1500 and not bad else "MISSED"
                 print(
-                    f"  wrk GET /v1/cis/:id, {args.connections} connections, {args.duration} s:"
+                    f"  wrk GET /v1/cis/:id, {args.threads} threads,"
+                    f" {args.connections} connections, {args.duration} s:"
                     f" {rps:.0f} requests/s (target >= 1500: {verdict});"
                     f" non-2xx {bad.group(1) if bad else 0}; latency {latency}"
                 )
@@ -178,6 +185,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="timed requests per figure")
     parser.add_argument("--duration", type=int, default=10, help="wrk seconds (0: skip wrk)")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     args = parser.parse_args()
     if args.generate:
         generator = [sys.executable, str(Path(__file__).parent / "cmdb_data.py")]
