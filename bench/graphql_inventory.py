@@ -157,6 +157,7 @@ async def statement_count(env: dict[str, str], token: str, first: int) -> int:
         database_url=env["LANDMARK_DATABASE_URL"],
         worker_in_process=False,
         rate_limit=10**9,
+        log_level="WARNING",  # the bench prints figures, not the in-process app's request logs
     )  # type: ignore[call-arg]
     app = create_app(settings)
     async with app.router.lifespan_context(app):
