@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from landmark.core.db import asyncpg_dsn
 from landmark.webhooks import engine
 
 CHANNEL = "landmark_events"
@@ -19,16 +20,9 @@ RECONNECT_SECONDS = 1.0
 log = logging.getLogger("landmark.webhooks")
 
 
-def dsn(database_url: str) -> str | None:
-    """The asyncpg DSN of a PostgreSQL URL; None for any other database."""
-    if not database_url.startswith("postgresql"):
-        return None
-    return "postgresql://" + database_url.split("://", 1)[1]
-
-
 async def announce(database_url: str, stop: asyncio.Event) -> None:
     """NOTIFY after commits of this process that recorded events, until `stop`."""
-    target = dsn(database_url)
+    target = asyncpg_dsn(database_url)
     if target is None:
         return
     committed = asyncio.Event()
@@ -52,7 +46,7 @@ async def announce(database_url: str, stop: asyncio.Event) -> None:
 
 async def listen(database_url: str, flag: asyncio.Event, stop: asyncio.Event) -> None:
     """Set `flag` on every NOTIFY, until `stop`."""
-    target = dsn(database_url)
+    target = asyncpg_dsn(database_url)
     if target is None:
         return
     while not stop.is_set():
