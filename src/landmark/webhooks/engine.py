@@ -257,9 +257,11 @@ async def settle(
                 "b_at": now,
             }
         )
-    await (await session.connection()).execute(_SETTLE, params)
-    for subscription_id, health in _health(outcomes).items():
+    # Subscriptions first (in id order), then their deliveries: the order in which a change of a
+    # subscription (PATCH, PUT, DELETE) locks them, so the two never deadlock.
+    for subscription_id, health in sorted(_health(outcomes).items()):
         await _record_health(session, subscription_id, health, now, retry_at)
+    await (await session.connection()).execute(_SETTLE, params)
 
 
 @dataclass
