@@ -77,3 +77,12 @@ def test_redis_shares_counters_between_processes(client, tenant, redis_servers) 
     assert remaining == ["3", "2", "1", "0"]
     for running in redis_servers:
         assert httpx.get(f"{running.url}/api/v1/me", headers=tenant.auth).status_code == 429
+
+
+def test_windows_of_different_lengths_never_share_a_count() -> None:
+    """On the hour a minute's window and an hour's start at the same second (the account's
+    limit was changed from one to the other): each keeps its own count."""
+    from landmark.identity.ratelimit import _window
+
+    on_the_hour = 3600 * 493_000
+    assert _window("cred", 60, on_the_hour)[0] != _window("cred", 3600, on_the_hour)[0]

@@ -91,4 +91,6 @@ class RateLimiter:
 def _window(subject: str, window: int, now: float) -> tuple[str, int]:
     """The counter key of the fixed window `now` falls in, and when that window ends."""
     start = int(now // window * window)
-    return f"landmark:rl:{subject}:{start}", start + window
+    # The window's length is part of the key: windows of different lengths can start at the same
+    # second (a minute's and an hour's, on the hour) and must not share a count.
+    return f"landmark:rl:{subject}:{window}:{start}", start + window
