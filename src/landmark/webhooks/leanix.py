@@ -75,6 +75,14 @@ def tags(event: Event) -> list[str]:
     return found
 
 
+async def user_uuids(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """LeanIX's user ids (uuids) of the given users."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(User.id, User.uuid).where(User.id.in_(ids)))
+    return {user_id: str(user_uuid) for user_id, user_uuid in rows}
+
+
 def payload_type(kind: str) -> str:
     """FACT_SHEET_CREATED -> FactSheetCreatedEvent."""
     return "".join(part.capitalize() for part in kind.split("_")) + "Event"
@@ -94,11 +102,7 @@ class LeanIX(Dialect):
     ) -> Context:
         workspace = await session.scalar(select(Account.uuid).where(Account.id == account_id))
         actors = {e.actor_user_id for e in events if e.actor_user_id is not None}
-        users: dict[int, str] = {}
-        if actors:
-            rows = await session.execute(select(User.id, User.uuid).where(User.id.in_(actors)))
-            users = {user_id: str(user_uuid) for user_id, user_uuid in rows}
-        return Context(str(workspace), users)
+        return Context(str(workspace), await user_uuids(session, actors))
 
     def matches(self, subscription: WebhookSubscription, event: Event) -> bool:
         have = tags(event)

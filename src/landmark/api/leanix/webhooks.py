@@ -11,17 +11,16 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
-from sqlalchemy import select
 
-from landmark.api.deps import CurrentPrincipal, Session, SettingsDep
+from landmark.api.deps import CurrentPrincipal, Session, SettingsDep, iso
 from landmark.api.leanix.envelope import ok
 from landmark.core.errors import BadRequest, InvalidParameter
 from landmark.identity.authn import Principal
-from landmark.identity.models import User
 from landmark.identity.permissions import Permission
 from landmark.webhooks import pull, service
-from landmark.webhooks.leanix import NAME, PAYLOAD_MODES
+from landmark.webhooks.leanix import NAME, PAYLOAD_MODES, user_uuids
 from landmark.webhooks.models import (
+    PENDING,
     PULL,
     PUSH,
     SENT,
@@ -185,10 +184,6 @@ async def _apply(
 # ---- rendering ------------------------------------------------------------------------------
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def render(sub: WebhookSubscription, who: Principal, user_uuid: str | None) -> dict[str, Any]:
     config = sub.config
     return {
@@ -198,7 +193,7 @@ def render(sub: WebhookSubscription, who: Principal, user_uuid: str | None) -> d
         "tagSets": config.get("tagSets", []),
         "workspaceId": str(who.account_uuid),
         "userId": user_uuid,
-        "createdAt": _iso(sub.created_at),
+        "createdAt": iso(sub.created_at),
         "targetUrl": sub.target_url,
         "targetMethod": sub.target_method,
         "authorizationHeader": mask(sub.authorization),
@@ -210,18 +205,14 @@ def render(sub: WebhookSubscription, who: Principal, user_uuid: str | None) -> d
         "active": sub.active,
         "lastDeliveryStatus": sub.last_delivery_status,
         "errorCount": sub.error_count,
-        "firstTimeDeliveryFailed": _iso(sub.first_failed_at),
+        "firstTimeDeliveryFailed": iso(sub.first_failed_at),
         "lastError": sub.last_error,
-        "retryAt": _iso(sub.retry_at),
+        "retryAt": iso(sub.retry_at),
     }
 
 
 async def _user_uuids(session: Session, subs: list[WebhookSubscription]) -> dict[int, str]:
-    ids = {s.user_id for s in subs if s.user_id is not None}
-    if not ids:
-        return {}
-    rows = await session.execute(select(User.id, User.uuid).where(User.id.in_(ids)))
-    return {user_id: str(user_uuid) for user_id, user_uuid in rows}
+    return await user_uuids(session, {s.user_id for s in subs if s.user_id is not None})
 
 
 async def _rendered(session: Session, who: Principal, sub: WebhookSubscription) -> dict[str, Any]:
@@ -235,7 +226,7 @@ def render_delivery(d: WebhookDelivery) -> dict[str, Any]:
         processing = round((d.attempted_at - d.event_created_at).total_seconds() * 1000)
     return {
         "id": str(d.id),
-        "createdAt": _iso(d.created_at),
+        "createdAt": iso(d.created_at),
         "requestHeaders": public_headers(d.headers),
         "payload": d.body,
         "targetUrl": d.url,
@@ -243,12 +234,12 @@ def render_delivery(d: WebhookDelivery) -> dict[str, Any]:
         "success": d.state == SENT,
         "state": d.state.upper(),
         "attempts": d.attempts,
-        "lastAttemptAt": _iso(d.attempted_at),
+        "lastAttemptAt": iso(d.attempted_at),
         "httpStatus": d.http_status,
         "responseBody": d.response_body,
         "responseHeaders": d.response_headers,
         "error": d.error,
-        "active": d.state == "pending",
+        "active": d.state == PENDING,
         "duration": d.duration_ms,
         "eventProcessingTime": processing,
         "eventId": str(d.event_id) if d.event_id else None,
