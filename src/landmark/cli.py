@@ -37,7 +37,7 @@ def serve(
     settings = get_settings()
     upgrade_sync(settings.resolved_database_url)
     asyncio.run(_prepare())
-    uvicorn.run(
+    config = uvicorn.Config(
         "landmark.app:create_app",
         factory=True,
         host=host,
@@ -48,6 +48,12 @@ def serve(
         proxy_headers=True,
         server_header=False,
     )
+    if workers > 1:
+        from landmark.core.serving import Workers
+
+        Workers(config).run()
+    else:
+        uvicorn.Server(config).run()
 
 
 async def _prepare() -> None:
