@@ -16,13 +16,16 @@ spread over the Applications. The statement count is measured in-process (a list
 engine of an app made by create_app); timings go over HTTP to the served workers.
 
 Run: .venv/bin/python bench/graphql_inventory.py [--rows N] [--relations N] [--repeat 30]
-     [--duration 10] [--connections 8]
+     [--duration 10] [--connections 8] [--keep FILE]
+(--keep FILE: the first run writes its account there, later runs over the same database reuse it.)
 """
 
 import argparse
 import asyncio
 import json
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -243,6 +246,60 @@ async def update_throughput(
     return done / elapsed, done, failed
 
 
+WRK_UPDATES = """
+-- updateFactSheet with five patches, on Applications spread over the table; counts answers
+-- that carry GraphQL errors as failures (wrk itself counts only HTTP errors).
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function() failed = 0 end
+local prefix, half, n = PREFIX, HALF, 0
+local query = QUERY
+local function pick(a, b) if math.random() < 0.5 then return a end return b end
+request = function()
+  n = n + 1
+  local id = string.format("%08x-0000-0000-0000-%012x", prefix, (n * 7919) % half + 1)
+  local patches = string.format(
+    '[{"op":"replace","path":"/description","value":"Bench update %d"},' ..
+    '{"op":"replace","path":"/alias","value":"alias-%d"},' ..
+    '{"op":"replace","path":"/businessCriticality","value":"%s"},' ..
+    '{"op":"replace","path":"/functionalSuitability","value":"%s"},' ..
+    '{"op":"replace","path":"/technicalSuitability","value":"%s"}]',
+    n, n, pick("businessCritical", "missionCritical"), pick("appropriate", "perfect"),
+    pick("adequate", "fullyAppropriate"))
+  local body = string.format('{"query":%s,"variables":{"id":"%s","patches":%s}}', query, id, patches)
+  wrk.headers["Content-Type"] = "application/json"  -- with -H Authorization
+  return wrk.format("POST", PATH, nil, body)
+end
+response = function(status, headers, body)
+  if status ~= 200 or not string.find(body, '"errors":null', 1, true) then failed = failed + 1 end
+end
+done = function(summary, latency, requests)
+  local errors = 0
+  for _, thread in ipairs(threads) do errors = errors + thread:get("failed") end
+  io.write(string.format("graphql errors: %d\\n", errors))
+end
+"""
+
+
+def wrk_updates(
+    base: str, token: str, half: int, duration: float, connections: int
+) -> tuple[float, int, int]:
+    """The same updates driven by wrk (a Lua script), which leaves the cores to the server."""
+    script = WRK_UPDATES.replace("PREFIX", str(RUN << 4 | 1)).replace("HALF", str(half))
+    script = script.replace("QUERY", json.dumps(json.dumps(UPDATE)))
+    script = script.replace("PATH", json.dumps(URL))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
+        file.write(script)
+        file.flush()
+        command = f"wrk -t1 -c{connections} -d{int(duration)}s -s {file.name}".split()
+        command += ["-H", f"Authorization: Bearer {token}", base]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    failed = int(re.search(r"graphql errors: (\d+)", out).group(1))  # type: ignore[union-attr]
+    return rate, requests - failed, failed
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -256,6 +313,53 @@ def init(env: dict[str, str], tmp: str) -> tuple[str, str]:
     if out.returncode:
         raise RuntimeError(f"landmark init failed: {out.stderr}")
     return slug, json.loads(out.stdout.strip().splitlines()[-1])["api_token"]
+
+
+def report_page(env: dict[str, str], base: str, token: str, repeat: int) -> None:
+    counts = [asyncio.run(statement_count(env, token, first)) for first in (10, 100)]
+    median, page = page_median(base, token, repeat)
+    print("allFactSheets(first: 100), type + tag facets + full text, relations and tags:")
+    print(
+        f"  median {median:.1f} ms over HTTP (target < 50 ms); {page['totalCount']:,} matches,"
+        f" {len(page['edges'])} on the page"
+    )
+    print(f"  SQL statements: {counts[0]} for first: 10, {counts[1]} for first: 100")
+
+
+def report_updates(base: str, token: str, half: int, arguments: argparse.Namespace) -> None:
+    duration, connections = arguments.duration, arguments.connections
+    if shutil.which("wrk"):
+        rate, done, failed = wrk_updates(base, token, half, duration, connections)
+        driver = "wrk"
+    else:
+        rate, done, failed = asyncio.run(update_throughput(base, token, half, duration, connections))
+        driver = "httpx (no wrk on this machine)"
+    print(f"updateFactSheet, 5 patches, --workers 2, {connections} connections, {driver}:")
+    print(f"  {rate:.0f} per second (target >= 500); {done:,} done, {failed:,} failed")
+
+
+def inventory(env: dict[str, str], tmp: str, rows: int, relations: int, keep: str) -> str:
+    """A token of an account holding the inventory: the one `keep` names (a file written by an
+    earlier run over the same database), or a new one."""
+    kind = "postgresql" if env["LANDMARK_DATABASE_URL"].startswith("postgresql") else "sqlite"
+    if keep and Path(keep).exists():
+        kept = json.loads(Path(keep).read_text())
+        if kept["database"] != env["LANDMARK_DATABASE_URL"]:
+            raise SystemExit(f"{keep} holds an inventory of {kept['database']}")
+        global RUN
+        RUN = kept["run"]
+        print(f"{kind}: the inventory of account {kept['account']} ({keep})")
+        return str(kept["token"])
+    account, token = init(env, tmp)
+    start = time.perf_counter()
+    asyncio.run(generate(env["LANDMARK_DATABASE_URL"], account, rows, relations))
+    took = time.perf_counter() - start
+    print(f"{kind}: {rows:,} fact sheets, {relations:,} relations written in {took:.1f} s")
+    if keep:
+        Path(keep).write_text(json.dumps(
+            {"database": env["LANDMARK_DATABASE_URL"], "account": account, "token": token, "run": RUN}
+        ))
+    return token
 
 
 def main(arguments: argparse.Namespace) -> None:
@@ -274,25 +378,11 @@ def main(arguments: argparse.Namespace) -> None:
     )
     try:
         wait_ready(base, server)
-        account, token = init(env, tmp)
-        start = time.perf_counter()
-        asyncio.run(generate(env["LANDMARK_DATABASE_URL"], account, rows, relations))
-        kind = "postgresql" if postgres else "sqlite"
-        took = time.perf_counter() - start
-        print(f"{kind}: {rows:,} fact sheets, {relations:,} relations written in {took:.1f} s")
-        counts = [asyncio.run(statement_count(env, token, first)) for first in (10, 100)]
-        median, page = page_median(base, token, arguments.repeat)
-        print("allFactSheets(first: 100), type + tag facets + full text, relations and tags:")
-        print(
-            f"  median {median:.1f} ms over HTTP (target < 50 ms); {page['totalCount']:,} matches,"
-            f" {len(page['edges'])} on the page"
-        )
-        print(f"  SQL statements: {counts[0]} for first: 10, {counts[1]} for first: 100")
-        rate, done, failed = asyncio.run(
-            update_throughput(base, token, rows // 2, arguments.duration, arguments.connections)
-        )
-        print(f"updateFactSheet, 5 patches, --workers 2, {arguments.connections} connections:")
-        print(f"  {rate:.0f} per second (target >= 500); {done:,} done, {failed:,} failed")
+        token = inventory(env, tmp, rows, relations, arguments.keep)
+        if arguments.only in ("", "page"):
+            report_page(env, base, token, arguments.repeat)
+        if arguments.only in ("", "updates"):
+            report_updates(base, token, rows // 2, arguments)
     finally:
         stop(server)
 
@@ -304,4 +394,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--only", choices=("page", "updates"), default="")
+    parser.add_argument(
+        "--keep", default="", help="a file: reuse the inventory it names, or write it there"
+    )
     main(parser.parse_args())

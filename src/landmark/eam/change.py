@@ -1,4 +1,7 @@
-"""The unit of a write: one fact sheet's change while patches apply, inside a SAVEPOINT.
+"""The unit of a write: one fact sheet's change while patches apply.
+
+A unit is the only write of its transaction (a GraphQL mutation, a REST call): it rolls the
+transaction back when it fails or only validates, and its caller commits.
 
 Locks, always in this order, so that writers of one account never deadlock:
 1. the account's *structure lock* (PostgreSQL advisory lock), taken first by writes whose rules
@@ -8,8 +11,8 @@ Locks, always in this order, so that writers of one account never deadlock:
    needs a key share), then rows of other fact sheets;
 3. the account row, last: the outbox takes it to number the write's events and it stays locked
    until commit, so that events commit in `seq` order (core/events.py). The fact sheet writes
-   number theirs after the savepoint is released (service.py), and take no other lock after it,
-   so it is held only for the events' insert and the commit.
+   number theirs after the unit (service.py), and take no other lock after it, so it is held
+   only for the events' insert and the commit.
 """
 
 from collections.abc import AsyncIterator
@@ -59,12 +62,12 @@ STRUCTURE_LOCK = 0x4541_4D00  # advisory lock class of the inventory's structure
 async def unit(
     session: AsyncSession, account_id: str, validate_only: bool, structural: bool = True
 ) -> AsyncIterator[None]:
-    """A write in a SAVEPOINT, rolled back on error or when only validating.
+    """A write, rolled back (with its transaction) on error or when only validating.
 
     `structural` writes take the account's structure lock first (see above); a write that only
     changes its own fact sheet's values passes False. On SQLite the account row is touched
-    first instead: it opens the real transaction (the driver would otherwise let the SAVEPOINT
-    be the outer transaction and commit on release), and SQLite runs one writer at a time anyway.
+    first instead: SQLite runs one writer at a time, and taking the write lock before reading
+    keeps two writers from both reading and then waiting on each other.
     """
     if session.get_bind().dialect.name == "sqlite":
         await session.execute(
@@ -74,17 +77,14 @@ async def unit(
         await session.execute(
             select(func.pg_advisory_xact_lock(STRUCTURE_LOCK, func.hashtext(account_id)))
         )
-    savepoint = await session.begin_nested()
     try:
         yield
         await session.flush()
     except BaseException:
-        await savepoint.rollback()
+        await session.rollback()
         raise
     if validate_only:
-        await savepoint.rollback()
-    else:
-        await savepoint.commit()
+        await session.rollback()
 
 
 def snapshot(fs: FactSheet) -> FactSheet:

@@ -2,8 +2,8 @@
 bodies are translated into them), so each rule of the inventory is written once, here and in the
 modules this one calls (relations, hierarchy, tags, collaboration).
 
-A write runs in a SAVEPOINT: a failing patch undoes the whole write, and `validate_only` rolls
-the savepoint back after every check passed. The caller commits (or not) the outer transaction.
+A write is the only one of its transaction (change.unit): a failing patch rolls the whole write
+back, and `validate_only` rolls it back after every check passed. The caller commits.
 """
 
 import uuid
@@ -304,7 +304,7 @@ async def finish(change: Change) -> list[tuple[str, str, Any, dict[str, Any]]]:
 
 
 async def _record(change: Change, events: list[Any], validate_only: bool) -> None:
-    """The write's events, recorded last, after its savepoint: numbering them locks the
+    """The write's events, recorded last, after its unit: numbering them locks the
     account row until commit (change.py), so the lock is held for this insert and the commit."""
     if events and not validate_only:
         await record_many(change.session, change.who.account_id, events, change.who.actor)
