@@ -266,7 +266,8 @@ request = function()
     '{"op":"replace","path":"/technicalSuitability","value":"%s"}]',
     n, n, pick("businessCritical", "missionCritical"), pick("appropriate", "perfect"),
     pick("adequate", "fullyAppropriate"))
-  local body = string.format('{"query":%s,"variables":{"id":"%s","patches":%s}}', query, id, patches)
+  local body = string.format(
+    '{"query":%s,"variables":{"id":"%s","patches":%s}}', query, id, patches)
   wrk.headers["Content-Type"] = "application/json"  -- with -H Authorization
   return wrk.format("POST", PATH, nil, body)
 end
@@ -332,7 +333,8 @@ def report_updates(base: str, token: str, half: int, arguments: argparse.Namespa
         rate, done, failed = wrk_updates(base, token, half, duration, connections)
         driver = "wrk"
     else:
-        rate, done, failed = asyncio.run(update_throughput(base, token, half, duration, connections))
+        run = update_throughput(base, token, half, duration, connections)
+        rate, done, failed = asyncio.run(run)
         driver = "httpx (no wrk on this machine)"
     print(f"updateFactSheet, 5 patches, --workers 2, {connections} connections, {driver}:")
     print(f"  {rate:.0f} per second (target >= 500); {done:,} done, {failed:,} failed")
@@ -356,9 +358,8 @@ def inventory(env: dict[str, str], tmp: str, rows: int, relations: int, keep: st
     took = time.perf_counter() - start
     print(f"{kind}: {rows:,} fact sheets, {relations:,} relations written in {took:.1f} s")
     if keep:
-        Path(keep).write_text(json.dumps(
-            {"database": env["LANDMARK_DATABASE_URL"], "account": account, "token": token, "run": RUN}
-        ))
+        kept = {"database": env["LANDMARK_DATABASE_URL"], "account": account, "token": token}
+        Path(keep).write_text(json.dumps({**kept, "run": RUN}))
     return token
 
 
