@@ -23,12 +23,13 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLString,
     ValueNode,
 )
 from graphql.language import IntValueNode, StringValueNode
+
+from landmark.api.graphql.executor import VALUE_OF
 
 
 def enum(name: str, values: list[str]) -> GraphQLEnumType:
@@ -66,19 +67,30 @@ def plain(value: Any) -> Any:
     return value
 
 
-def attr(name: str) -> Callable[[Any, GraphQLResolveInfo], Any]:
-    """Resolve a field from an attribute (or dict key) of another name."""
+def attr(name: str) -> Callable[[Any], Any]:
+    """The value of an attribute (or dict key) of another name, as JSON shows it."""
 
-    def resolve(source: Any, _info: GraphQLResolveInfo, **_: Any) -> Any:
+    def value_of(source: Any) -> Any:
         value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
         return plain(value)
 
-    return resolve
+    return value_of
+
+
+def computed(kind: Any, value_of: Callable[[Any], Any], **kwargs: Any) -> GraphQLField:
+    """A field whose value is a function of its parent alone (no `info`, no arguments): the
+    executor (executor.py) takes a shortcut for such scalars."""
+    return GraphQLField(
+        kind,
+        resolve=lambda source, _info, **_: value_of(source),
+        extensions={VALUE_OF: value_of},
+        **kwargs,
+    )
 
 
 def field(kind: Any, source: str | None = None, **kwargs: Any) -> GraphQLField:
     """A field resolved from `source` (an attribute name) when given."""
-    return GraphQLField(kind, resolve=attr(source) if source else None, **kwargs)
+    return computed(kind, attr(source), **kwargs) if source else GraphQLField(kind, **kwargs)
 
 
 def connection(

@@ -30,6 +30,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from landmark.api.deps import CurrentPrincipal, Session, principal, signed_in
 from landmark.api.graphql.context import Context
 from landmark.api.graphql.errors import format_error, request_error
+from landmark.api.graphql.executor import Executor
 from landmark.api.graphql.limits import MAX_QUERY_CHARS, MAX_TOKENS, LimitsRule
 from landmark.api.graphql.schema import schema_for
 from landmark.core.errors import DomainError
@@ -109,8 +110,9 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
     # Every resolver that waits is a coroutine: test just that, not every value for `__await__`
     # (rows answer an unknown attribute with a costly exception).
     result = execute(
-        schema, document, None, context, variables, operation_name, is_awaitable=_coroutine
-    )
+        schema, document, None, context, variables, operation_name,
+        executor_class=Executor, is_awaitable=_coroutine,
+    )  # fmt: skip
     if not isinstance(result, ExecutionResult):
         result = await result
     errors = [format_error(e) for e in result.errors or []]

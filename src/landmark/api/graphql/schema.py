@@ -44,6 +44,7 @@ from landmark.api.graphql.common import (
     Patch,
     Sorting,
     TagQueryFilters,
+    computed,
     connection,
     enum,
     field,
@@ -51,6 +52,7 @@ from landmark.api.graphql.common import (
     plain,
 )
 from landmark.api.graphql.context import MISSING, Context
+from landmark.api.graphql.executor import VALUE_OF
 from landmark.eam.metamodel import FieldDef, MetaModel, RelationSide
 
 Resolver = Callable[..., Any]
@@ -114,20 +116,22 @@ def _base_fields() -> dict[str, GraphQLField]:
     }
 
 
-def _value(name: str, kind: str) -> Resolver:
-    def resolve(source: Any, _info: GraphQLResolveInfo) -> Any:
+def _value(name: str, kind: str) -> Callable[[Any], Any]:
+    """The value of a model field, from a fact sheet's or relation's `fields` (or a dict)."""
+
+    def value_of(source: Any) -> Any:
         data = source.fields if not isinstance(source, dict) else source
         value = (data or {}).get(name)
         if kind == "MULTIPLE_SELECT" and isinstance(value, str):
             return [value]
         return plain(value)
 
-    return resolve
+    return value_of
 
 
 def _model_fields(fields: dict[str, FieldDef], taken: set[str]) -> dict[str, GraphQLField]:
     return {
-        f.name: GraphQLField(SCALARS[f.type], resolve=_value(f.name, f.type))
+        f.name: computed(SCALARS[f.type], _value(f.name, f.type))
         for f in fields.values()
         if f.name not in taken and f.name.isidentifier()
     }
@@ -197,20 +201,13 @@ class Builder:
     def _relation_type(self, name: str, side: RelationSide, target: str) -> GraphQLObjectType:
         def fields() -> dict[str, GraphQLField]:
             out: dict[str, GraphQLField] = {
-                "id": GraphQLField(
-                    GraphQLNonNull(GraphQLID), resolve=lambda v, _i: str(v.relation.id)
-                ),
-                "type": GraphQLField(GraphQLString, resolve=lambda v, _i: v.name),
-                "activeFrom": GraphQLField(
-                    GraphQLString, resolve=lambda v, _i: v.relation.active_from
-                ),
-                "activeUntil": GraphQLField(
-                    GraphQLString, resolve=lambda v, _i: v.relation.active_until
-                ),
-                "status": GraphQLField(GraphQLString, resolve=lambda v, _i: v.relation.status),
-                "description": GraphQLField(
-                    GraphQLString,
-                    resolve=lambda v, _i: (v.relation.fields or {}).get("description"),
+                "id": computed(GraphQLNonNull(GraphQLID), lambda v: str(v.relation.id)),
+                "type": computed(GraphQLString, lambda v: v.name),
+                "activeFrom": computed(GraphQLString, lambda v: v.relation.active_from),
+                "activeUntil": computed(GraphQLString, lambda v: v.relation.active_until),
+                "status": computed(GraphQLString, lambda v: v.relation.status),
+                "description": computed(
+                    GraphQLString, lambda v: (v.relation.fields or {}).get("description")
                 ),
                 "factSheet": GraphQLField(self.objects[target], resolve=lambda v, _i: v.other),
             }
@@ -218,7 +215,9 @@ class Builder:
                 if f.name not in out and f.name.isidentifier():
                     value = _value(f.name, f.type)
                     out[f.name] = GraphQLField(
-                        SCALARS[f.type], resolve=lambda v, i, value=value: value(v.relation, i)
+                        SCALARS[f.type],
+                        resolve=lambda v, _i, value=value: value(v.relation),
+                        extensions={VALUE_OF: lambda v, value=value: value(v.relation)},
                     )
             return out
 

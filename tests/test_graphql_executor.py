@@ -1,0 +1,85 @@
+"""The executor's shortcut for plain leaves (api/graphql/executor.py) answers exactly as
+graphql-core's own executor: values, nulls, errors and their paths."""
+
+from typing import Any
+
+import pytest
+from graphql import (
+    GraphQLField,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLString,
+    execute,
+    parse,
+)
+from graphql.execution.incremental.incremental_executor import IncrementalExecutor
+
+from landmark.api.graphql.common import computed, field
+from landmark.api.graphql.executor import Executor
+
+
+class Row:
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def shout(self, _info: Any) -> str:  # a callable attribute: the default resolver calls it
+        return "HEY"
+
+
+Item = GraphQLObjectType(
+    "Item",
+    {
+        "id": field(GraphQLNonNull(GraphQLID), "key"),
+        "name": GraphQLField(GraphQLString),  # the default resolver
+        "size": computed(GraphQLInt, lambda row: row.size),
+        "label": computed(GraphQLNonNull(GraphQLString), lambda row: row.label),
+        "shout": GraphQLField(GraphQLString),
+        "broken": computed(GraphQLString, lambda row: row.missing),  # raises AttributeError
+    },
+)
+SCHEMA = GraphQLSchema(
+    GraphQLObjectType("Query", {"items": GraphQLField(GraphQLList(Item), resolve=lambda *_: ROWS)})
+)
+ROWS = [
+    Row(key=1, name="one", size=3, label="a"),
+    Row(key=2, name=None, size="12", label="b"),  # a string that coerces to Int
+    Row(key=3, name="three", size="many", label="c"),  # one that does not
+    Row(key=None, name="four", size=None, label=None),  # nulls where the type forbids them
+    {"key": "5", "name": "five", "size": 5, "label": "e"},  # a dict source
+]
+
+
+def run(query: str, executor: type[IncrementalExecutor]) -> Any:
+    result = execute(SCHEMA, parse(query), executor_class=executor)
+    assert not hasattr(result, "__await__")
+    errors = sorted((e.message, tuple(e.path or ())) for e in result.errors or [])  # type: ignore[union-attr]
+    return result.data, errors  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ items { id name size } }",
+        "{ items { label } }",
+        "{ items { id label name } }",
+        "{ items { shout broken } }",
+        "{ items { a: name b: name size } }",
+        "{ items { __typename ... on Item { name } } }",
+    ],
+)
+def test_same_answer_as_graphql_core(query: str) -> None:
+    assert run(query, Executor) == run(query, IncrementalExecutor)
+
+
+def test_the_errors_are_there() -> None:
+    data, errors = run("{ items { id size label } }", Executor)
+    assert data["items"][0] == {"id": "1", "size": 3, "label": "a"}
+    assert data["items"][1]["size"] == 12
+    assert data["items"][3] is None  # a non-null field was null: the item is null
+    messages = [message for message, _ in errors]
+    assert any("Int cannot represent" in m for m in messages)
+    assert ("Cannot return null for non-nullable field Item.id.", ("items", 3, "id")) in errors
