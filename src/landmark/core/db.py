@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -69,9 +71,26 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType, list[str]: JSONType}
 
 
+_LONG_INTEGER = re.compile(r"\d{19}")
+
+
+def json_loads(text: str | bytes) -> Any:
+    """`json.loads`, several times faster: orjson, unless the text may hold what orjson reads
+    otherwise (an integer beyond 64 bits, which it makes a float) or refuses (a lone surrogate).
+    A page of fact sheets with their relations reads thousands of JSON columns."""
+    if _LONG_INTEGER.search(text if isinstance(text, str) else text.decode()):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, json_deserializer=json_loads
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -82,7 +101,9 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_deserializer=json_loads
+    )
 
 
 def asyncpg_dsn(database_url: str) -> str | None:
@@ -163,10 +184,10 @@ class Reads:
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:
-    """JSON as SQLAlchemy's asyncpg dialect reads it (json.loads)."""
+    """JSON as the engine reads it (`json_loads`)."""
     for kind in ("json", "jsonb"):
         await connection.set_type_codec(
-            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            kind, encoder=json.dumps, decoder=json_loads, schema="pg_catalog"
         )
 
 

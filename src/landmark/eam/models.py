@@ -35,8 +35,8 @@ class FactSheet(Base):
         Index("ix_eam_fact_sheets_account_type", "account_id", "type", "status", "name"),
         Index("ix_eam_fact_sheets_account_external", "account_id", "external_id"),
         Index("ix_eam_fact_sheets_account_parent", "account_id", "parent_id"),
-        # Full-text search is `lower(name) LIKE`; a trigram index joins it on PostgreSQL when
-        # pg_trgm is available (see the migration and docs/decisions.md).
+        # Full-text search is `name ILIKE`: a trigram index on the name serves it on PostgreSQL
+        # when pg_trgm is available (migrations 0006 and 0009, docs/decisions.md).
         Index("ix_eam_fact_sheets_account_lname", "account_id", text("lower(name)")),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -262,11 +262,14 @@ async def _tag_group_names(session: AsyncSession, account_id: str) -> set[str]:
 
 
 def _full_text(text: str) -> ColumnElement[bool]:
-    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    """The text anywhere in the name, description or external id, in any case. ILIKE: on
+    PostgreSQL cheaper per row than lower() and LIKE, and served by the trigram index on
+    the name serves it; on SQLite it is lower() and LIKE."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return or_(
-        func.lower(FactSheet.name).like(pattern, escape="\\"),
-        func.lower(FactSheet.description).like(pattern, escape="\\"),
-        func.lower(FactSheet.external_id).like(pattern, escape="\\"),
+        FactSheet.name.ilike(pattern, escape="\\"),
+        FactSheet.description.ilike(pattern, escape="\\"),
+        FactSheet.external_id.ilike(pattern, escape="\\"),
     )
 
 
@@ -322,17 +325,22 @@ def decode_cursor(cursor: str | None) -> int:
     return offset
 
 
-def _order(model: MetaModel, sort: list[tuple[str, bool]]) -> list[Any]:
-    """ORDER BY for [(key, descending)], then the id; select fields sort by their key."""
-    order: list[Any] = []
+def _sort_keys(model: MetaModel, sort: list[tuple[str, bool]]) -> list[tuple[Any, bool]]:
+    """(expression, descending) for [(key, descending)]; select fields sort by their key."""
+    keys: list[tuple[Any, bool]] = []
     for key, descending in sort or [("displayName", False)]:
         column: Any = SORTS.get(key)
         if column is None and _field_condition(model, key, MISSING) is not None:
             column = cast(FactSheet.fields[key].as_string(), String)
         if column is None:
             raise InvalidParameter("sort", f"cannot sort by {key!r}")
-        order.append(column.desc() if descending else column.asc())
-    return [*order, FactSheet.id]
+        keys.append((column, descending))
+    return keys
+
+
+def _ordered(rows: Any, keys: list[tuple[Any, bool]]) -> list[Any]:
+    """ORDER BY the sort keys as labelled (k0, k1, ...) in `rows`."""
+    return [rows.c[f"k{i}"].desc() if d else rows.c[f"k{i}"] for i, (_, d) in enumerate(keys)]
 
 
 async def search(
@@ -353,7 +361,11 @@ async def search(
     """One page of matching fact sheets, their total, and the cursor of the page's end.
 
     Cursors are opaque offsets (forward only, like LeanIX: pagination is live). `sort` is a list
-    of (key, descending); default displayName ascending.
+    of (key, descending); default displayName ascending, then the id.
+
+    One statement: the matches are collected narrow (id and sort keys), counted and sorted; only
+    the page's rows are then read whole. Sorting thousands of whole rows to keep 100 cost more
+    than the search itself.
     """
     if not 0 <= first <= MAX_PAGE:
         raise InvalidParameter("first", f"first must be between 0 and {MAX_PAGE}")
@@ -363,19 +375,35 @@ async def search(
         archived_only=archived_only,
     )  # fmt: skip
     offset = decode_cursor(after)
-    # One scan: the total rides on each row of the page (a window over every match).
-    page = query.with_only_columns(plain(FactSheet), func.count().over().label("total"))
-    page = page.order_by(*_order(model, sort or [])).offset(offset).limit(first)
-    found = (await session.execute(page)).all()
+    keys = _sort_keys(model, sort or [])
+    matches = (
+        query.with_only_columns(FactSheet.id, *(k.label(f"k{i}") for i, (k, _) in enumerate(keys)))
+        .cte("matches")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    page = (
+        select(matches)
+        .order_by(*_ordered(matches, keys), matches.c.id)
+        .offset(offset)
+        .limit(first)
+        .subquery()
+    )
+    total = select(func.count()).select_from(matches).scalar_subquery()
+    statement = (
+        select(plain(FactSheet), total.label("total"))
+        .join(page, page.c.id == FactSheet.id)
+        .order_by(*_ordered(page, keys), page.c.id)
+    )
+    found = (await session.execute(statement)).all()
     rows = [row[0] for row in found]
     if found:
-        total = found[0].total
+        total_count = found[0].total
     elif first and not offset:
-        total = 0
+        total_count = 0
     else:  # an empty page past the end, or `first: 0`: no row carries the total
-        total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        total_count = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     end = offset + len(rows)
-    return SearchPage(rows, total, encode_cursor(end) if rows else after, end < total)
+    return SearchPage(rows, total_count, encode_cursor(end) if rows else after, end < total_count)
 
 
 # ---- facets --------------------------------------------------------------------------------
