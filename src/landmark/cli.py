@@ -38,7 +38,7 @@ def serve(
     upgrade_sync(settings.resolved_database_url)
     asyncio.run(_prepare())
     config = uvicorn.Config(
-        "landmark.app:create_app",
+        "landmark.app:served_app",
         factory=True,
         host=host,
         port=port,
