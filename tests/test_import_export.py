@@ -392,21 +392,3 @@ def test_cli_import(client, server, tenant, database_url, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "created" in done.stdout and "line 3" in done.stdout, done.stdout
     assert [c.name for c in cis(server, tenant)] == ["cli-1"]
-
-
-def test_the_collector_pauses_while_imports_run_and_resumes_after_the_last() -> None:
-    import gc
-
-    assert gc.isenabled()
-    with imports.young_collections_only():
-        assert not gc.isenabled()
-        with imports.young_collections_only():  # a second import in the same process
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    try:
-        with imports.young_collections_only():
-            raise RuntimeError("a failed import")
-    except RuntimeError:
-        pass
-    assert gc.isenabled()

@@ -14,11 +14,9 @@ shares those rules but writes sets and keeps reference and label lookups in memo
 
 import codecs
 import csv
-import gc
 import io
 import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +46,7 @@ from landmark.cmdb.columns import Column, by_header, columns, header_name
 from landmark.cmdb.schema import CIS, RESOURCES, Field, Resource
 from landmark.cmdb.values import BadValue, parse_value
 from landmark.core import clock
+from landmark.core.collector import collect_young, young_collections_only
 from landmark.core.db import Base, bulk_insert, one_of
 from landmark.core.errors import ValidationFailed
 from landmark.core.events import Actor, record
@@ -411,32 +410,6 @@ def _summary(progress: dict[str, Any]) -> str:
     return f"{failed} line(s) failed; see the log" if failed else "Import completed"
 
 
-_gc_pauses = 0  # imports running in this process with the automatic collector paused
-_gc_was_enabled = True
-
-
-@contextmanager
-def young_collections_only() -> Iterator[None]:
-    """Pause Python's automatic garbage collector while a file is applied; each chunk collects
-    the young generations itself when it commits (`_commit`).
-
-    A chunk keeps some 40,000 objects alive until it commits. The automatic collector moved them
-    to the oldest generation, which made it scan the whole heap every few chunks: over a
-    tenth of an import's time. Freed by reference counting once the chunk is done, they now
-    never get there; the cyclic garbage of a chunk is young and goes in `gc.collect(1)`."""
-    global _gc_pauses, _gc_was_enabled
-    if _gc_pauses == 0:
-        _gc_was_enabled = gc.isenabled()
-        gc.disable()
-    _gc_pauses += 1
-    try:
-        yield
-    finally:
-        _gc_pauses -= 1
-        if _gc_pauses == 0 and _gc_was_enabled:
-            gc.enable()
-
-
 async def _apply_file(run: Run, content: bytes, chunk: int, checkpoint: Progress) -> None:
     lines = rows(decode(content))
     _, header = next(lines, (1, []))
@@ -480,7 +453,7 @@ async def _commit(run: Run, batch: list[Row], last: int, checkpoint: Progress) -
     run.progress["line"] = last
     await checkpoint(dict(run.progress))
     run.session.expunge_all()  # keeps memory flat over a long file
-    gc.collect(1)  # the chunk's cyclic garbage (see young_collections_only)
+    collect_young()  # the chunk's cyclic garbage (core/collector.py)
 
 
 async def _fresh_plans(session: AsyncSession) -> None:

@@ -33,6 +33,7 @@ from landmark.api.graphql.errors import format_error, request_error
 from landmark.api.graphql.executor import Executor
 from landmark.api.graphql.limits import MAX_QUERY_CHARS, MAX_TOKENS, LimitsRule
 from landmark.api.graphql.schema import schema_for
+from landmark.core.collector import collect_young, young_collections_only
 from landmark.core.errors import DomainError
 from landmark.eam.metamodel import load_or_store_model
 from landmark.identity.authn import Principal
@@ -107,16 +108,20 @@ async def _run(session: Session, who: Principal, body: Any, allow_mutations: boo
     if not allow_mutations and _is_mutation(document, operation_name):
         return _answer(errors=[request_error("Mutations need POST")])
     context = Context(session, who, model)
-    # Every resolver that waits is a coroutine: test just that, not every value for `__await__`
-    # (rows answer an unknown attribute with a costly exception).
-    result = execute(
-        schema, document, None, context, variables, operation_name,
-        executor_class=Executor, is_awaitable=_coroutine,
-    )  # fmt: skip
-    if not isinstance(result, ExecutionResult):
-        result = await result
-    errors = [format_error(e) for e in result.errors or []]
-    return _answer(result.data, errors)
+    # A page keeps its many objects alive until answered: core/collector.py.
+    with young_collections_only():
+        # Every resolver that waits is a coroutine: test just that, not every value for
+        # `__await__` (rows answer an unknown attribute with a costly exception).
+        result = execute(
+            schema, document, None, context, variables, operation_name,
+            executor_class=Executor, is_awaitable=_coroutine,
+        )  # fmt: skip
+        if not isinstance(result, ExecutionResult):
+            result = await result
+        answer = _answer(result.data, [format_error(e) for e in result.errors or []])
+        del result, context  # the page's objects: freed here, their cyclic garbage collected
+        collect_young()
+    return answer
 
 
 _prepared_cache: dict[tuple[GraphQLSchema, str], tuple[DocumentNode | None, list[Any]]] = {}
