@@ -87,6 +87,12 @@ class Dialect:
             return f"(lpad(to_hex({prefix}), 8, '0') || lpad(to_hex({number}), 24, '0'))::uuid"
         return f"printf('%08x%024x', {prefix}, {number})"  # SQLAlchemy's Uuid on SQLite: 32 hex
 
+    def tag_ids(self, number: str) -> str:
+        """The JSON list of one tag's id (text form), as a fact sheet's `tag_ids` holds it."""
+        if self.postgres:
+            return f"jsonb_build_array(({self.uuid(3, number)})::text)"
+        return f"json_array(printf('%08x-0000-0000-0000-%012x', {RUN << 4 | 3}, {number}))"
+
 
 RUN = random.randrange(1, 1 << 24)  # in every id: runs over one database never collide
 
@@ -99,12 +105,14 @@ def fact_sheet_id(kind: int, number: int) -> str:
 def _statements(d: Dialect) -> list[tuple[str, str]]:
     """(statement, what it writes); parameters :account, :half, :n (per statement)."""
     rows = f"FROM ({d.series}) AS s"
+    # Application n has tag (n % TAGS + 1), in its `tag_ids` and in eam_fact_sheet_tags.
+    tag_of = {1: d.tag_ids(f"(s.i % {TAGS} + 1)"), 2: "'[]'"}
     fact_sheets = [
         (
             "INSERT INTO eam_fact_sheets (id, account_id, type, name, display_name, full_name,"
-            " status, level, rev, completion, fields, phase_dates, created_at, updated_at)"
-            f" SELECT {d.uuid(kind, 's.i')}, :account, '{type_name}', name, name, name,"
-            f" 'ACTIVE', 1, 1, 0, {d.json}, {d.json}, {d.now}, {d.now}"
+            " status, level, rev, completion, fields, phase_dates, tag_ids, created_at,"
+            f" updated_at) SELECT {d.uuid(kind, 's.i')}, :account, '{type_name}', name, name,"
+            f" name, 'ACTIVE', 1, 1, 0, {d.json}, {d.json}, {tag_of[kind]}, {d.now}, {d.now}"
             f" FROM (SELECT s.i, '{prefix} ' || s.i || ' ' || {d.word} AS name {rows}) AS s",
             "half",
         )

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 URL = "/services/pathfinder/v1/graphql"
 FS = "factSheet { id rev name type status }"
@@ -711,6 +711,51 @@ def test_graphiql_page_and_get(client, tenant) -> None:
 
 
 # --- no N+1 -----------------------------------------------------------------------------------
+
+
+def test_tag_facet_follows_every_tag_change(client, tenant, server) -> None:
+    """The tag facet reads each fact sheet's copy of its tag ids on PostgreSQL (the links on
+    SQLite): adding, removing, replacing and deleting tags keep the two the same."""
+    auth = tenant.auth
+
+    def tags(op: str, *names: str) -> dict[str, Any]:
+        return patch(op, "/tags", [{"tagName": n} for n in names])
+
+    a = create(client, auth, "Application", "A", tags("add", "red", "blue"))
+    b = create(client, auth, "Application", "B", tags("add", "blue"))
+    c = create(client, auth, "Application", "C")
+    listed = ok(client, auth, "{ allTags { edges { node { id name } } } }")["allTags"]["edges"]
+    ids = {e["node"]["name"]: e["node"]["id"] for e in listed}
+    assert names(client, auth, facet("Tags", [ids["blue"]])) == ["A", "B"]
+    update(client, auth, b["id"], tags("remove", "blue"))
+    update(client, auth, c["id"], tags("replace", "red", "green"))
+    update(client, auth, a["id"], tags("replace", "green"))
+    ids["green"] = ok(client, auth, '{ allTags(filter: {nameSubstring: "green"}) { edges {'
+                      " node { id } } } }")["allTags"]["edges"][0]["node"]["id"]  # fmt: skip
+    assert names(client, auth, facet("Tags", [ids["blue"]])) == []
+    assert names(client, auth, facet("Tags", [ids["red"]])) == ["C"]
+    assert names(client, auth, facet("Tags", [ids["green"]])) == ["A", "C"]
+    ok(client, auth, "mutation($id: ID!) { deleteTag(id: $id) { id } }", {"id": ids["green"]})
+    assert names(client, auth, facet("Tags", [ids["green"]])) == []
+    assert names(client, auth, facet("Tags", [ids["red"]])) == ["C"]
+
+    async def copies_and_links(session: Any) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        from landmark.eam.models import FactSheet, FactSheetTag
+
+        account = FactSheet.account_id == tenant.slug
+        rows = await session.execute(select(FactSheet.id, FactSheet.tag_ids).where(account))
+        copies = {str(i): t for i, t in rows}
+        links = {i: [] for i in copies}
+        for fs_id, tag_id in await session.execute(
+            select(FactSheetTag.fact_sheet_id, FactSheetTag.tag_id).where(
+                FactSheetTag.account_id == tenant.slug
+            )
+        ):
+            links[str(fs_id)].append(str(tag_id))
+        return copies, {i: sorted(t) for i, t in links.items()}
+
+    copies, links = server.run(copies_and_links)
+    assert copies == links and links[c["id"]] == [ids["red"]]
 
 
 def _statements(server, client, auth, query: str) -> int:

@@ -57,6 +57,9 @@ class FactSheet(Base):
     external_id: Mapped[str | None] = mapped_column(String(512))
     # phase -> start date of the `lifecycle` field, flat so that SQL can find the phase at a date.
     phase_dates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The ids of its tags (text, sorted): a copy of its eam_fact_sheet_tags rows kept by the write
+    # path (eam/tags.py), so that PostgreSQL finds a tag's fact sheets in a GIN index.
+    tag_ids: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
     archived_at: Mapped[datetime | None]

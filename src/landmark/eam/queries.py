@@ -32,7 +32,9 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Bundle, aliased
 
@@ -188,18 +190,17 @@ def _phase_condition(phase: str, date_filter: DateFilter | None) -> ColumnElemen
     return and_(mine.is_not(None), mine <= end, not_(or_(false(), *later)))
 
 
-def _tag_condition(account_id: str, group: str | None, key: str, param: str) -> ColumnElement[bool]:
+def _tag_condition(
+    account_id: str, group: str | None, key: str, param: str, postgres: bool
+) -> ColumnElement[bool]:
     if key != MISSING:
-        # The tag's links drive the scan: a materialized CTE makes PostgreSQL probe the fact
-        # sheets by id for the tag's rows instead of merge-joining them over the whole table.
-        links = (
-            select(FactSheetTag.fact_sheet_id)
-            .where(FactSheetTag.account_id == account_id)
-            .where(FactSheetTag.tag_id == _uuids(param, [key])[0])
-            .cte()
-            .prefix_with("MATERIALIZED", dialect="postgresql")
+        tag_id = _uuids(param, [key])[0]
+        if postgres:  # the fact sheet's copy of its tag ids, in a GIN index
+            return type_coerce(FactSheet.tag_ids, JSONB).contains([str(tag_id)])
+        links = select(FactSheetTag.fact_sheet_id).where(
+            FactSheetTag.account_id == account_id, FactSheetTag.tag_id == tag_id
         )
-        return FactSheet.id.in_(select(links.c.fact_sheet_id))
+        return FactSheet.id.in_(links)
     tagged = [
         FactSheetTag.account_id == FactSheet.account_id,
         FactSheetTag.fact_sheet_id == FactSheet.id,
@@ -231,7 +232,7 @@ def _subscription_condition(key: str, param: str) -> ColumnElement[bool]:
 
 
 def _facet_condition(
-    account_id: str, model: MetaModel, f: FacetFilter, tag_groups: set[str]
+    account_id: str, model: MetaModel, f: FacetFilter, tag_groups: set[str], postgres: bool
 ) -> Any:
     """The condition of one facet filter; InvalidParameter for an unknown facet or operator."""
     param = f"facetFilters.{f.facet_key}"
@@ -250,7 +251,7 @@ def _facet_condition(
         parts = [_subscription_condition(k, param) for k in f.keys]
     elif key == "Tags" or key in tag_groups or key == OTHER_TAGS:
         group = None if key == "Tags" else key
-        parts = [_tag_condition(account_id, group, k, param) for k in f.keys]
+        parts = [_tag_condition(account_id, group, k, param, postgres) for k in f.keys]
     else:
         raise InvalidParameter(param, f"unknown facet key {key!r}")
     return _combine(f.operator, parts)
@@ -300,8 +301,9 @@ async def filtered(
     facet_filters = [f for f in facet_filters or () if f.facet_key != skip_facet]
     if facet_filters:
         groups = await _tag_group_names(session, account_id)
+        postgres = session.get_bind().dialect.name == "postgresql"
         for f in facet_filters:
-            query = query.where(_facet_condition(account_id, model, f, groups))
+            query = query.where(_facet_condition(account_id, model, f, groups, postgres))
     return query
 
 

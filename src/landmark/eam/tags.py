@@ -126,7 +126,8 @@ async def apply_tags(change: Change, op: str, raw: str | None, path: str) -> Non
     for tag_id in set(wanted) - set(current):
         session.add(FactSheetTag(account_id=fs.account_id, fact_sheet_id=fs.id, tag_id=tag_id))
         change.event("FACT_SHEET_TAG_ADDED", tag=tag_summary(wanted[tag_id]))
-    change.changed("/tags", sorted(map(str, current)), sorted(map(str, wanted)))
+    fs.tag_ids = sorted(map(str, wanted))
+    change.changed("/tags", sorted(map(str, current)), fs.tag_ids)
 
 
 async def tags_by_id(session: AsyncSession, fs: FactSheet) -> dict[uuid.UUID, Tag]:
@@ -254,6 +255,7 @@ async def delete_tag(session: AsyncSession, who: Principal, tag_id: uuid.UUID) -
             )
         ).scalars()
         for fs in sheets:
+            fs.tag_ids = [t for t in fs.tag_ids if t != str(tag_id)]
             await audit.emit(session, who, "FACT_SHEET_TAG_REMOVED", fs, tag=tag_summary(tag))
         await session.execute(
             delete(FactSheetTag).where(
