@@ -140,8 +140,9 @@ def require(permission: Permission) -> Any:
     return Depends(check)
 
 
-def allowed(permission: Permission) -> Any:
-    """`CurrentPrincipal` plus `require(permission)` as one dependency, for the busiest reads.
+def allowed(permission: Permission | None) -> Any:
+    """`CurrentPrincipal` plus `require(permission)` (when given) as one dependency, for the
+    busiest reads and GraphQL.
 
     The same checks in the same order, but FastAPI solves one plain dependency instead of four
     (one of them a generator, with its exit stack), and the session lives only while the
@@ -151,7 +152,8 @@ def allowed(permission: Permission) -> Any:
         async with request.app.state.sessions() as session:
             found = await request.app.state.authenticator.authenticate(request.headers, session)
         who = await limit(request, found)
-        who.require(permission)
+        if permission is not None:
+            who.require(permission)
         return who
 
     check.signs_in = True  # type: ignore[attr-defined]  # for document_sign_in

@@ -13,11 +13,12 @@ provider application).
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.core import clock
+from landmark.core.db import Reads
 from landmark.core.errors import ValidationFailed
 from landmark.eam.models import DataModel, FactSheet, Relation
 from landmark.identity.authn import Principal
@@ -243,12 +244,21 @@ async def load_model(session: AsyncSession, account_id: str) -> MetaModel:
     return (await load_or_store_model(session, account_id))[0]
 
 
-async def load_or_store_model(session: AsyncSession, account_id: str) -> tuple[MetaModel, bool]:
+VERSION = select(DataModel.version).where(DataModel.account_id == bindparam("account_id"))
+
+
+async def load_or_store_model(
+    session: AsyncSession, account_id: str, reads: Reads | None = None
+) -> tuple[MetaModel, bool]:
     """`load_model`, and whether it stored the standard model just now (for the caller to
-    commit it before work that may roll back)."""
-    version = await session.scalar(
-        select(DataModel.version).where(DataModel.account_id == account_id)
-    )
+    commit it before work that may roll back). With `reads`, the version is read outside the
+    session (core/db.Reads: no ORM on the way), as the busiest caller, GraphQL, does."""
+    params = {"account_id": account_id}
+    if reads is not None:
+        found = await reads.first(VERSION, params)
+        version = found[0] if found else None
+    else:
+        version = await session.scalar(VERSION, params)
     if version is None:
         return await _create_standard(session, account_id), True
     cached = _cache.get((account_id, version))

@@ -9,7 +9,7 @@ import json
 from collections.abc import Awaitable
 from pathlib import Path
 from types import CoroutineType
-from typing import Any, TypeGuard
+from typing import Annotated, Any, TypeGuard
 
 import orjson
 from fastapi import APIRouter, Request
@@ -25,9 +25,10 @@ from graphql import (
     specified_rules,
     validate,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from landmark.api.deps import CurrentPrincipal, Session, principal, signed_in
+from landmark.api.deps import Session, allowed, principal, signed_in
 from landmark.api.graphql.context import Context
 from landmark.api.graphql.errors import format_error, request_error
 from landmark.api.graphql.executor import Executor
@@ -49,6 +50,9 @@ ASSETS = {
 }
 
 router = APIRouter(tags=["leanix-graphql"])
+# Signing in as one plain dependency (api/deps.allowed); the request's session is opened here,
+# and a missing permission is answered in GraphQL's way (`_run`).
+SignedIn = Annotated[Principal, allowed(None)]
 
 
 class BadRequest(Exception):
@@ -90,11 +94,14 @@ def _request(body: Any) -> tuple[str, dict[str, Any], str | None]:
     return query, variables if isinstance(variables, dict) else {}, name
 
 
-async def _run(session: Session, who: Principal, body: Any, allow_mutations: bool) -> JSONResponse:
+async def _run(
+    request: Request, session: AsyncSession, who: Principal, body: Any, allow_mutations: bool
+) -> JSONResponse:
     try:
         query, variables, operation_name = _request(body)
         who.require(Permission.READ)
-        model, stored = await load_or_store_model(session, who.account_id)
+        reads = request.app.state.reads
+        model, stored = await load_or_store_model(session, who.account_id, reads)
         if stored:  # the standard model, stored on first use; mutations may roll back
             await session.commit()
     except BadRequest as error:
@@ -164,14 +171,13 @@ def _graphiql(request: Request) -> HTMLResponse:
 for path in PATHS:
 
     @router.post(path, summary="Run a GraphQL query or mutation (LeanIX schema)")
-    async def graphql_post(
-        request: Request, session: Session, who: CurrentPrincipal
-    ) -> JSONResponse:
+    async def graphql_post(request: Request, who: SignedIn) -> JSONResponse:
         try:
             body = await request.json()
         except ValueError:
             body = None
-        return await _run(session, who, body, allow_mutations=True)
+        async with request.app.state.sessions() as session:
+            return await _run(request, session, who, body, allow_mutations=True)
 
     @router.get(path, summary="GraphiQL in a browser; runs a query given as ?query=")
     async def graphql_get(request: Request, session: Session) -> Response:
@@ -181,7 +187,7 @@ for path in PATHS:
         body = {k: params.get(k) for k in ("query", "variables", "operationName")}
         # signed in here, not as a dependency: the GraphiQL page above needs no credential
         who = await principal(request, await signed_in(request, session))
-        return await _run(session, who, body, allow_mutations=False)
+        return await _run(request, session, who, body, allow_mutations=False)
 
     @router.get(path + "/static/{name}", include_in_schema=False)
     async def graphiql_asset(name: str) -> Response:
