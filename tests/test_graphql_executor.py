@@ -30,9 +30,18 @@ class Row:
         return "HEY"
 
 
+Part = GraphQLObjectType(
+    "Part",
+    {
+        "code": GraphQLField(GraphQLNonNull(GraphQLString)),
+        "weight": computed(GraphQLInt, lambda part: part["weight"]),
+    },
+)
 Item = GraphQLObjectType(
     "Item",
     {
+        "part": GraphQLField(Part),  # an object by the default resolver
+        "mainPart": computed(GraphQLNonNull(Part), lambda row: row.part),
         "id": field(GraphQLNonNull(GraphQLID), "key"),
         "name": GraphQLField(GraphQLString),  # the default resolver
         "size": computed(GraphQLInt, lambda row: row.size),
@@ -45,11 +54,11 @@ SCHEMA = GraphQLSchema(
     GraphQLObjectType("Query", {"items": GraphQLField(GraphQLList(Item), resolve=lambda *_: ROWS)})
 )
 ROWS = [
-    Row(key=1, name="one", size=3, label="a"),
-    Row(key=2, name=None, size="12", label="b"),  # a string that coerces to Int
-    Row(key=3, name="three", size="many", label="c"),  # one that does not
-    Row(key=None, name="four", size=None, label=None),  # nulls where the type forbids them
-    {"key": "5", "name": "five", "size": 5, "label": "e"},  # a dict source
+    Row(key=1, name="one", size=3, label="a", part={"code": "p1", "weight": 7}),
+    Row(key=2, name=None, size="12", label="b", part=None),  # a string that coerces to Int
+    Row(key=3, name="three", size="many", label="c", part={"code": None, "weight": "x"}),
+    Row(key=None, name="four", size=None, label=None, part={"weight": 1}),  # nulls forbidden
+    {"key": "5", "name": "five", "size": 5, "label": "e", "part": {"code": "p5", "weight": 5}},
 ]
 
 
@@ -69,6 +78,9 @@ def run(query: str, executor: type[IncrementalExecutor]) -> Any:
         "{ items { shout broken } }",
         "{ items { a: name b: name size } }",
         "{ items { __typename ... on Item { name } } }",
+        "{ items { part { code weight } } }",
+        "{ items { id mainPart { code } } }",
+        "{ items { name mainPart { weight } part { weight } } }",
     ],
 )
 def test_same_answer_as_graphql_core(query: str) -> None:

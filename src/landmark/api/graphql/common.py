@@ -79,7 +79,7 @@ def attr(name: str) -> Callable[[Any], Any]:
 
 def computed(kind: Any, value_of: Callable[[Any], Any], **kwargs: Any) -> GraphQLField:
     """A field whose value is a function of its parent alone (no `info`, no arguments): the
-    executor (executor.py) takes a shortcut for such scalars."""
+    executor (executor.py) takes a shortcut for such fields."""
     return GraphQLField(
         kind,
         resolve=lambda source, _info, **_: value_of(source),

@@ -1,22 +1,24 @@
-"""graphql-core's executor with a shortcut for the commonest field: a scalar or enum, without
-arguments, whose value comes straight from its parent (`id`, `name`, a relation's `activeFrom`).
+"""graphql-core's executor with a shortcut for the commonest fields: those without arguments
+whose value comes straight from their parent (`id`, `name`, a relation's `activeFrom`, its
+`node` and `factSheet`).
 
-A page of 100 fact sheets with their relations completes ~8,000 fields, ~5,000 of them such
-leaves. The full path builds a `GraphQLResolveInfo` for each, resolves, checks for an awaitable
-and walks the completion rules; the shortcut reads the value and coerces it. Anything unusual
-(null where the type forbids it, a value that does not coerce, an error) takes the full path,
-which reports it as graphql-core does.
+A page of 100 fact sheets with their relations completes ~8,000 fields, ~7,000 of them such.
+The full path builds a `GraphQLResolveInfo` for each, resolves, checks for an awaitable and walks
+the completion rules. The shortcut reads the value, then coerces a scalar or runs an object's
+sub-selection. Anything unusual (null where the type forbids it, a value that does not coerce,
+an error, an abstract or list type) takes the full path, which reports it as graphql-core does.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from graphql import (
     GraphQLField,
-    GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLSchema,
     Undefined,
     is_leaf_type,
@@ -26,9 +28,20 @@ from graphql.execution.incremental.incremental_executor import IncrementalExecut
 VALUE_OF = "landmark_value_of"
 """Extension of a field whose resolver needs no `info`: the function source -> raw value."""
 
-Leaf = tuple[Callable[[Any], Any], GraphQLLeafType, bool]  # value of, type, non-null
-_NOT_LEAF = object()
-_leaves: "WeakKeyDictionary[GraphQLSchema, dict[tuple[str, str], Any]]" = WeakKeyDictionary()
+
+@dataclass(frozen=True)
+class Plain:
+    """A field the shortcut serves."""
+
+    value_of: Callable[[Any], Any]
+    kind: Any  # the named type: a scalar or enum (`leaf`), else an object type
+    leaf: bool
+    non_null: bool
+    type: GraphQLOutputType  # as declared, for errors
+
+
+_NOT_PLAIN = object()
+_plains: "WeakKeyDictionary[GraphQLSchema, dict[tuple[str, str], Any]]" = WeakKeyDictionary()
 
 
 def _default_value(name: str) -> Callable[[Any], Any]:
@@ -41,30 +54,30 @@ def _default_value(name: str) -> Callable[[Any], Any]:
     return value_of
 
 
-def _leaf(field: GraphQLField, name: str) -> Leaf | None:
-    kind, non_null = field.type, False
-    if isinstance(kind, GraphQLNonNull):
-        kind, non_null = kind.of_type, True
-    if field.args or not is_leaf_type(kind):
+def _plain(field: GraphQLField, name: str) -> Plain | None:
+    non_null = isinstance(field.type, GraphQLNonNull)
+    kind: Any = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    leaf = is_leaf_type(kind)
+    plain_object = isinstance(kind, GraphQLObjectType) and kind.is_type_of is None
+    if field.args or not (leaf or plain_object):
         return None
-    if field.resolve is None:
-        return _default_value(name), kind, non_null
-    value_of = (field.extensions or {}).get(VALUE_OF)
-    return (value_of, kind, non_null) if value_of else None
+    value_of = _default_value(name) if field.resolve is None else None
+    value_of = value_of or (field.extensions or {}).get(VALUE_OF)
+    return Plain(value_of, kind, leaf, non_null, field.type) if value_of else None
 
 
 class Executor(IncrementalExecutor):
-    _leaf_cache: dict[tuple[str, str], Any] | None = None
+    _plain_cache: dict[tuple[str, str], Any] | None = None
 
-    def _leaf_of(self, parent_type: GraphQLObjectType, name: str) -> Leaf | None:
-        cache = self._leaf_cache
+    def _plain_of(self, parent_type: GraphQLObjectType, name: str) -> Plain | None:
+        cache = self._plain_cache
         if cache is None:  # the schema's, kept as long as the schema
-            cache = self._leaf_cache = _leaves.setdefault(self.schema, {})
+            cache = self._plain_cache = _plains.setdefault(self.schema, {})
         key = (parent_type.name, name)
-        found = cache.get(key, _NOT_LEAF)
-        if found is _NOT_LEAF:
+        found = cache.get(key, _NOT_PLAIN)
+        if found is _NOT_PLAIN:
             field = self.schema.get_field(parent_type, name)
-            found = cache[key] = _leaf(field, name) if field else None
+            found = cache[key] = _plain(field, name) if field else None
         return found  # type: ignore[no-any-return]
 
     def execute_field(
@@ -75,19 +88,47 @@ class Executor(IncrementalExecutor):
         path: Any,
         position_context: Any,
     ) -> Any:
-        leaf = self._leaf_of(parent_type, field_details_list[0].node.name.value)
-        if leaf is not None and not self.middleware_manager:
-            value_of, kind, non_null = leaf
+        plain = self._plain_of(parent_type, field_details_list[0].node.name.value)
+        if plain is not None and not self.middleware_manager:
             try:
-                value = value_of(source)
-                if value is None and not non_null:
-                    return None
-                if value is not None and value is not Undefined:
-                    coerced = kind.coerce_output_value(value)
-                    if coerced is not None and coerced is not Undefined:
-                        return coerced
-            except Exception:  # noqa: BLE001, S110 - the full path below reports it
-                pass
+                value = plain.value_of(source)
+            except Exception:  # noqa: BLE001 - the full path below reports it
+                value = Undefined
+            if value is None and not plain.non_null:
+                return None
+            if value is not None and value is not Undefined:
+                if not plain.leaf:
+                    return self._object(plain, value, field_details_list, path, position_context)
+                try:
+                    coerced = plain.kind.coerce_output_value(value)
+                except Exception:  # noqa: BLE001 - the full path below reports it
+                    coerced = None
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def _object(
+        self, plain: Plain, value: Any, field_details_list: Any, path: Any, context: Any
+    ) -> Any:
+        """An object's sub-selection, its errors handled as `execute_field` handles them."""
+        try:
+            completed = self.collect_and_execute_subfields(
+                plain.kind, field_details_list, path, value, context
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plain.type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._settled(completed, plain.type, field_details_list, path)
+        return completed
+
+    async def _settled(
+        self, completed: Awaitable[Any], type_: GraphQLOutputType, details: Any, path: Any
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, type_, details, path)
+            return None

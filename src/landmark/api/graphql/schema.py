@@ -209,7 +209,7 @@ class Builder:
                 "description": computed(
                     GraphQLString, lambda v: (v.relation.fields or {}).get("description")
                 ),
-                "factSheet": GraphQLField(self.objects[target], resolve=lambda v, _i: v.other),
+                "factSheet": computed(self.objects[target], lambda v: v.other),
             }
             for f in side.definition.fields.values():
                 if f.name not in out and f.name.isidentifier():
