@@ -925,3 +925,23 @@ def test_answer_encoding_falls_back_for_integers_beyond_64_bits() -> None:
 
     body = _answer({"n": 2**70, "name": "Zürich"}).body
     assert json.loads(body) == {"data": {"n": 2**70, "name": "Zürich"}, "errors": None}
+
+
+def test_a_client_hanging_up_mid_body_is_no_error(server, tenant, logs) -> None:
+    """A client that closes its connection before its body arrives (a load generator
+    stopping) leaves no error in the log."""
+    import socket
+    import time
+
+    before = len(logs.lines)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        head = (
+            f"POST /services/pathfinder/v1/graphql HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {tenant.token}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"query": "{ allTags')
+        time.sleep(0.3)  # the server is reading the body
+    time.sleep(0.5)
+    errors = [line for line in logs.lines[before:] if '"level": "error"' in line]
+    assert errors == []

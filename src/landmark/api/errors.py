@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 
 from landmark.core.errors import (
     DomainError,
@@ -106,6 +107,12 @@ def install(app: FastAPI) -> None:
         in_body = any(e["loc"] and e["loc"][0] == "body" for e in exc.errors())
         error = ValidationFailed("Validation Failed", errors) if in_body else _bad_params(errors)
         return render(request.url.path, error)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        """The client hung up before its request's body arrived (a load generator stopping, a
+        cancelled upload): nothing to answer and nothing went wrong here. 499 as nginx logs it."""
+        return Response(status_code=499)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
