@@ -90,10 +90,18 @@ class FacetFilter:
 
 def plain(entity: Any) -> Bundle[Any]:
     """Every column of `entity` as one read-only row with the ORM's attribute names. Pages read
-    many rows that nothing changes: rows are much cheaper to build than ORM objects."""
-    mapper = inspect(entity).mapper
-    columns = [getattr(entity, c.key) for c in mapper.column_attrs]
-    return Bundle(mapper.class_.__name__, *columns)
+    many rows that nothing changes: rows are much cheaper to build than ORM objects. Made once
+    per entity (pass module-level aliases, as FAR)."""
+    found = _bundles.get(entity)
+    if found is None:
+        mapper = inspect(entity).mapper
+        columns = [getattr(entity, c.key) for c in mapper.column_attrs]
+        found = _bundles[entity] = Bundle(mapper.class_.__name__, *columns)
+    return found
+
+
+_bundles: dict[Any, Bundle[Any]] = {}
+FAR = aliased(FactSheet, name="far")  # the far ends of relations
 
 
 @dataclass
@@ -726,10 +734,9 @@ async def relations_of_side(
     near, far = (
         (Relation.from_id, Relation.to_id) if side.forward else (Relation.to_id, Relation.from_id)
     )
-    other = aliased(FactSheet)
     query = (
-        select(plain(Relation), plain(other))
-        .join(other, and_(other.id == far, other.account_id == account_id))
+        select(plain(Relation), plain(FAR))
+        .join(FAR, and_(FAR.id == far, FAR.account_id == account_id))
         .where(Relation.account_id == account_id, near.in_(ids))
         .where(Relation.type == side.definition.name, Relation.status == ACTIVE)
         .order_by(Relation.created_at, Relation.id)

@@ -70,6 +70,12 @@ class Context:
     def account_id(self) -> str:
         return self.who.account_id
 
+    def close(self) -> None:
+        """Forget what the loaders hold. Their batch functions refer back to this context, a
+        cycle: cleared, the request's rows are freed at once by reference counting instead of
+        waiting, thousands of them, for the garbage collector."""
+        self.loaders.clear()
+
     async def run(self, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run statements outside the loaders, one at a time with theirs."""
         async with self.lock:

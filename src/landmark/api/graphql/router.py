@@ -126,7 +126,8 @@ async def _run(
         if not isinstance(result, ExecutionResult):
             result = await result
         answer = _answer(result.data, [format_error(e) for e in result.errors or []])
-        del result, context  # the page's objects: freed here, their cyclic garbage collected
+        context.close()
+        del result  # the page's objects: freed here, what cyclic garbage is left collected
         collect_young()
     return answer
 
