@@ -3,13 +3,10 @@ burst of keep-alive connections is spread over the workers instead of landing on
 
 import os
 import socket
-import time
 from pathlib import Path
 
-import httpx
-
 from conftest import _free_port
-from test_webhooks_processes import Process, environment
+from test_webhooks_processes import serve
 
 CONNECTIONS = 32
 
@@ -49,19 +46,9 @@ def connections_per_process(parent: int, port: int) -> dict[int, int]:
 def test_two_workers_share_a_burst_of_connections(tmp_path: Path) -> None:
     port = _free_port()
     url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
-    env = environment(url, LANDMARK_VAR_DIR=str(tmp_path))
-    server = Process(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "log")
-    server.start()
+    server = serve(url, port, tmp_path / "log", "--workers", "2", LANDMARK_VAR_DIR=str(tmp_path))
     assert server.process is not None
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except httpx.TransportError:
-                assert time.time() < deadline, (tmp_path / "log").read_text()
-                time.sleep(0.1)
         # All connections first, as a load generator opens them; then a request on each, so
         # that every one has been accepted by some worker.
         sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]

@@ -66,8 +66,9 @@ class Process:
                 self.kill()
 
 
-def serve(database_url: str, port: int, log: Path, **extra: str) -> Process:
-    server = Process(["serve", "--port", str(port)], environment(database_url, **extra), log)
+def serve(database_url: str, port: int, log: Path, *args: str, **extra: str) -> Process:
+    """`landmark serve --port PORT ARGS...`, once it answers."""
+    server = Process(["serve", "--port", str(port), *args], environment(database_url, **extra), log)
     server.start()
     deadline = time.time() + 60
     while True:
