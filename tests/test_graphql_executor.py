@@ -81,6 +81,9 @@ def run(query: str, executor: type[IncrementalExecutor]) -> Any:
         "{ items { part { code weight } } }",
         "{ items { id mainPart { code } } }",
         "{ items { name mainPart { weight } part { weight } } }",
+        "{ items { __typename a: id b: id part { __typename code } } }",
+        "{ items { id part @include(if: false) { code } name @skip(if: true) } }",
+        "{ items { ... on Item { id } ...more } } fragment more on Item { part { code } }",
     ],
 )
 def test_same_answer_as_graphql_core(query: str) -> None:
