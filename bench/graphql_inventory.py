@@ -181,9 +181,19 @@ async def statement_count(env: dict[str, str], token: str, first: int) -> int:
             headers = {"Authorization": f"Bearer {token}"}
             (await http.post(URL, json=body, headers=headers)).raise_for_status()  # warm
             listener = lambda *args: seen.append(args[2])  # noqa: E731
+            reads = app.state.reads  # on PostgreSQL its own asyncpg pool, unseen by the engine
+            fetch = reads._fetch
+
+            async def count_reads(statement: Any, params: Any, first: bool) -> Any:
+                if reads.dsn is not None:
+                    seen.append(str(statement))
+                return await fetch(statement, params, first)
+
             event.listen(engine, "before_cursor_execute", listener)
+            reads._fetch = count_reads
             answer = (await http.post(URL, json=body, headers=headers)).json()
             event.remove(engine, "before_cursor_execute", listener)
+            del reads._fetch
     assert answer["errors"] is None, answer["errors"]
     return len(seen)
 

@@ -770,11 +770,22 @@ def _statements(server, client, auth, query: str) -> int:
                 seen.append(statement)
 
     engine = server.app.state.engine.sync_engine
+    reads = server.app.state.reads  # on PostgreSQL its own asyncpg pool, unseen by the engine
+    fetch = reads._fetch
+
+    async def count_reads(statement: Any, params: Any, first: bool) -> Any:
+        if reads.dsn is not None:
+            with lock:
+                seen.append(str(statement))
+        return await fetch(statement, params, first)
+
     event.listen(engine, "before_cursor_execute", count)
+    reads._fetch = count_reads
     try:
         body = call(client, auth, query)
     finally:
         event.remove(engine, "before_cursor_execute", count)
+        del reads._fetch
     assert body["errors"] is None, body["errors"]
     return len(seen)
 

@@ -123,7 +123,8 @@ DEAD_CONNECTION = (
 
 
 class Reads:
-    """Lone SELECTs outside any ORM session, for the busiest GETs (a record by id).
+    """Lone SELECTs outside any ORM session, for the busiest reads (a record by id, the
+    relations of a page of fact sheets).
 
     On PostgreSQL straight through an asyncpg pool of its own: one SELECT in autocommit sees
     committed data without BEGIN and ROLLBACK around it, and skipping SQLAlchemy's execution
@@ -142,20 +143,40 @@ class Reads:
 
     async def first(self, statement: Executable, params: dict[str, Any]) -> Sequence[Any] | None:
         """The first row of `statement`, or None."""
+        rows = await self._fetch(statement, params, first=True)
+        return rows[0] if rows else None
+
+    async def all(self, statement: Executable, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """Every row of `statement`, each a sequence of its columns' values."""
+        return await self._fetch(statement, params, first=False)
+
+    def one_of(self, column: Any, name: str) -> ColumnElement[bool]:
+        """`column` among the values of the list parameter `name`: on PostgreSQL `= ANY` of one
+        array parameter, so that the statement compiles once whatever the list's length."""
+        if self.dsn is None:
+            return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+
+    async def _fetch(
+        self, statement: Executable, params: dict[str, Any], first: bool
+    ) -> Sequence[Sequence[Any]]:
         if self.dsn is None:
             async with self.engine.connect() as connection:
-                return (await connection.execute(statement, params)).first()
+                result = await connection.execute(statement, params)
+                return [tuple(row) for row in (result.fetchmany(1) if first else result.all())]
         sql, names = self._compiled(statement)
         args = [params[name] for name in names]
         for attempt in range(2):
             try:
                 async with (await self._open()).acquire() as connection:
-                    row = await connection.fetchrow(sql, *args)
-                return None if row is None else tuple(row)
+                    if first:
+                        row = await connection.fetchrow(sql, *args)
+                        return [tuple(row)] if row is not None else []
+                    return await connection.fetch(sql, *args)  # type: ignore[no-any-return]
             except DEAD_CONNECTION:
                 if attempt:
                     raise
-        return None  # not reached: the second attempt returns or raises
+        return []  # not reached: the second attempt returns or raises
 
     def _compiled(self, statement: Executable) -> tuple[str, tuple[str, ...]]:
         # Keyed by identity: the busy statements are built once per resource and kept (held

@@ -13,7 +13,7 @@ name (its tag ids; "Other tags" for ungrouped tags). `__missing__` in any facet 
 
 import base64
 import uuid
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     cast,
     exists,
     false,
@@ -39,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Bundle, aliased
 
 from landmark.core import clock
+from landmark.core.db import Reads
 from landmark.core.errors import InvalidParameter
 from landmark.eam.metamodel import MetaModel, RelationSide
 from landmark.eam.models import (
@@ -723,28 +725,54 @@ async def _by_fact_sheet(
 
 
 async def relations_of_side(
-    session: AsyncSession, account_id: str, ids: Iterable[uuid.UUID], side: RelationSide
+    reads: Reads, account_id: str, ids: Iterable[uuid.UUID], side: RelationSide
 ) -> dict[uuid.UUID, list[RelationView]]:
     """The active relations of one side (e.g. relApplicationToITComponent from Applications) of
-    each fact sheet, far ends loaded: one statement on the (account, from|to, type) index."""
+    each fact sheet, far ends loaded: one statement on the (account, from|to, type) index.
+
+    Through `Reads` (core/db.py), rows as named tuples: a page's thousand relations and far
+    ends cost SQLAlchemy's row processing about half of this read's CPU."""
     ids = list(set(ids))
     out: dict[uuid.UUID, list[RelationView]] = defaultdict(list)
     if not ids:
         return out
-    near, far = (
-        (Relation.from_id, Relation.to_id) if side.forward else (Relation.to_id, Relation.from_id)
-    )
-    query = (
-        select(plain(Relation), plain(FAR))
-        .join(FAR, and_(FAR.id == far, FAR.account_id == account_id))
-        .where(Relation.account_id == account_id, near.in_(ids))
-        .where(Relation.type == side.definition.name, Relation.status == ACTIVE)
-        .order_by(Relation.created_at, Relation.id)
-    )
-    for relation, target in (await session.execute(query)).all():
+    params = {"account_id": account_id, "ids": ids, "type": side.definition.name, "active": ACTIVE}
+    split = len(RelationRow._fields)
+    for row in await reads.all(_relations_statement(reads, side.forward), params):
+        relation, target = RelationRow(*row[:split]), FactSheetRow(*row[split:])
         mine = relation.from_id if side.forward else relation.to_id
         out[mine].append(RelationView(relation, side.name, mine, target))
     return out
+
+
+def _row_type(entity: Any) -> Any:
+    """A named tuple of every column of `entity`, by the ORM's attribute names."""
+    mapper = inspect(entity).mapper
+    return namedtuple(f"{mapper.class_.__name__}Row", [c.key for c in mapper.column_attrs])
+
+
+RelationRow = _row_type(Relation)
+FactSheetRow = _row_type(FactSheet)
+_relation_statements: dict[tuple[bool, bool], Select[Any]] = {}
+
+
+def _relations_statement(reads: Reads, forward: bool) -> Select[Any]:
+    """One statement per direction (and database), built once: `Reads` compiles it once."""
+    key = (reads.dsn is None, forward)
+    found = _relation_statements.get(key)
+    if found is None:
+        near, far = (
+            (Relation.from_id, Relation.to_id) if forward else (Relation.to_id, Relation.from_id)
+        )
+        columns = [*plain(Relation).exprs, *plain(FAR).exprs]
+        found = _relation_statements[key] = (
+            select(*columns)
+            .join(FAR, and_(FAR.id == far, FAR.account_id == bindparam("account_id")))
+            .where(Relation.account_id == bindparam("account_id"), reads.one_of(near, "ids"))
+            .where(Relation.type == bindparam("type"), Relation.status == bindparam("active"))
+            .order_by(Relation.created_at, Relation.id)
+        )
+    return found
 
 
 # ---- single reads --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from landmark.core.db import Reads
 from landmark.identity.authn import Principal
 from landmark.identity.models import User
 
@@ -63,6 +64,7 @@ class Context:
     session: AsyncSession
     who: Principal
     model: Any  # landmark.eam.metamodel.MetaModel
+    reads: Reads  # the busiest reads, off the ORM (core/db.py)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: dict[str, Loader] = field(default_factory=dict)
 

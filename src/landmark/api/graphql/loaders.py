@@ -120,7 +120,7 @@ async def relations(
     """The active relations of one side (name) of a fact sheet, with the far ends loaded."""
 
     async def batch(ids: list[UUID]) -> dict[UUID, list[queries.RelationView]]:
-        found = await queries.relations_of_side(ctx.session, ctx.account_id, ids, side)
+        found = await queries.relations_of_side(ctx.reads, ctx.account_id, ids, side)
         ctx.seen(v.other for views in found.values() for v in views)
         return found
 

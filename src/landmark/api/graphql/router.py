@@ -114,7 +114,7 @@ async def _run(
         return _answer(errors=invalid)
     if not allow_mutations and _is_mutation(document, operation_name):
         return _answer(errors=[request_error("Mutations need POST")])
-    context = Context(session, who, model)
+    context = Context(session, who, model, reads)
     # A page keeps its many objects alive until answered: core/collector.py.
     with young_collections_only():
         # Every resolver that waits is a coroutine: test just that, not every value for
