@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from me_throughput import LANDMARK, free_port, stop, wait_ready
+from me_throughput import LANDMARK, free_port, stop, wait_ready, wrk_script
 from sqlalchemy import text
 
 from landmark.core.db import create_engine
@@ -96,16 +96,10 @@ def report(name: str, took: list[float], target: float | None) -> float:
 def run_wrk(
     base: str, token: str, ids: list[int], duration: int, connections: int, threads: int
 ) -> str:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f"ids = {{{','.join(map(str, ids))}}}\ni = 0\n")
-        script.write('request = function()\n  i = i + 1\n  return wrk.format("GET", ')
-        script.write('"/v1/cis/" .. ids[(i % #ids) + 1])\nend\n')
-    cmd = f"wrk -t{threads} -c{connections} -d{duration}s --latency -s {script.name}".split()
-    cmd += ["-H", f"Authorization: Bearer {token}", base]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(script.name)
+    script = f"ids = {{{','.join(map(str, ids))}}}\ni = 0\n"
+    script += 'request = function()\n  i = i + 1\n  return wrk.format("GET", '
+    script += '"/v1/cis/" .. ids[(i % #ids) + 1])\nend\n'
+    return wrk_script(script, base, token, duration, connections, threads)
 
 
 def measure(args: argparse.Namespace, data: dict[str, Any]) -> None:

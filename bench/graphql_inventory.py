@@ -39,7 +39,7 @@ import httpx
 from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from me_throughput import free_port, landmark_env, stop, wait_ready  # noqa: E402
+from me_throughput import free_port, landmark_env, stop, wait_ready, wrk_script  # noqa: E402
 
 from landmark.core.db import create_engine  # noqa: E402
 
@@ -219,12 +219,7 @@ def wrk_page_median(base: str, token: str, duration: int) -> float:
     body = json.dumps({"query": PAGE, "variables": {"first": 100, "tag": fact_sheet_id(3, 2)}})
     script = f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
     script += 'wrk.headers["Content-Type"] = "application/json"\n'
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
-        file.write(script)
-        file.flush()
-        command = f"wrk -t1 -c1 -d{duration}s --latency -s {file.name}".split()
-        command += ["-H", f"Authorization: Bearer {token}", base + URL]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    out = wrk_script(script, base + URL, token, duration, connections=1)
     value, unit = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
@@ -323,12 +318,7 @@ def wrk_updates(
     script = WRK_UPDATES.replace("PREFIX", str(RUN << 4 | 1)).replace("HALF", str(half))
     script = script.replace("QUERY", json.dumps(json.dumps(UPDATE)))
     script = script.replace("PATH", json.dumps(URL))
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
-        file.write(script)
-        file.flush()
-        command = f"wrk -t1 -c{connections} -d{int(duration)}s -s {file.name}".split()
-        command += ["-H", f"Authorization: Bearer {token}", base]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    out = wrk_script(script, base, token, int(duration), connections)
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     failed = int(re.search(r"graphql errors: (\d+)", out).group(1))  # type: ignore[union-attr]

@@ -107,6 +107,19 @@ def stop(server: subprocess.Popen) -> None:
 # --- load generators -----------------------------------------------------------------------------
 
 
+def wrk_script(
+    script: str, url: str, token: str, duration: int, connections: int, threads: int = 1
+) -> str:
+    """wrk's report of `duration` s of load on `url` driven by the Lua `script` (latency
+    distribution included), signed in with the bearer `token`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as file:
+        file.write(script)
+        file.flush()
+        cmd = f"wrk -t{threads} -c{connections} -d{duration}s --latency -s {file.name}".split()
+        cmd += ["-H", f"Authorization: Bearer {token}", url]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
 def run_wrk(url: str, jwt: str, duration: int, connections: int) -> dict[str, object]:
     threads = os.cpu_count() or 1
     cmd = f"wrk -t{threads} -c{connections} -d{duration}s --latency".split()

@@ -151,11 +151,8 @@ class Reads:
         return await self._fetch(statement, params, first=False)
 
     def one_of(self, column: Any, name: str) -> ColumnElement[bool]:
-        """`column` among the values of the list parameter `name`: on PostgreSQL `= ANY` of one
-        array parameter, so that the statement compiles once whatever the list's length."""
-        if self.dsn is None:
-            return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+        """`column` among the values of the list parameter `name` (see `_among`)."""
+        return _among(column, self.dsn is not None, name)
 
     async def _fetch(
         self, statement: Executable, params: dict[str, Any], first: bool
@@ -248,12 +245,19 @@ async def bulk_insert(
 
 
 def one_of(session: AsyncSession, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
-    """`column IN (values)`; on PostgreSQL `column = ANY(:values)`: one array parameter instead of
-    one per value, so that the thousand keys of a bulk import's chunk compile, travel and get
-    planned cheaply (SQLAlchemy renders an IN list anew for each length)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)  # type: ignore[no-any-return]
+    """`column` among `values` (see `_among`)."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return _among(column, postgres, None, value=list(values))
+
+
+def _among(column: Any, postgres: bool, key: str | None, **value: Any) -> ColumnElement[bool]:
+    """`column` among the values of a list parameter: on PostgreSQL `= ANY` of one array
+    parameter, so that a statement compiles, travels and is planned once whatever the list's
+    length (SQLAlchemy renders an IN list anew for each length: the thousand keys of a bulk
+    import's chunk, a page's hundred fact sheets); elsewhere IN."""
+    if postgres:
+        return column == any_(bindparam(key, type_=ARRAY(column.type), **value))  # type: ignore[no-any-return]
+    return column.in_(bindparam(key, expanding=True, **value))  # type: ignore[no-any-return]
 
 
 M = TypeVar("M")

@@ -274,8 +274,8 @@ async def _tag_group_names(session: AsyncSession, account_id: str) -> set[str]:
 
 def _full_text(text: str) -> ColumnElement[bool]:
     """The text anywhere in the name, description or external id, in any case. ILIKE: on
-    PostgreSQL cheaper per row than lower() and LIKE, and served by the trigram index on
-    the name serves it; on SQLite it is lower() and LIKE."""
+    PostgreSQL cheaper per row than lower() and LIKE, and served by the trigram index on the
+    name; on SQLite it is lower() and LIKE."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return or_(
         FactSheet.name.ilike(pattern, escape="\\"),

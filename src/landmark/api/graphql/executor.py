@@ -53,26 +53,32 @@ class _Unplain(Exception):
     """A compiled plan met something unusual: graphql-core's path answers instead."""
 
 
+def _read(plain: Plain, source: Any) -> Any:
+    """A plain field's value: None, a coerced scalar, or an object's raw value; _Unplain (or
+    the value's own error) where it is unusual."""
+    value = plain.value_of(source)
+    if value is None:
+        if plain.non_null:
+            raise _Unplain
+        return None
+    if value is Undefined:
+        raise _Unplain
+    if not plain.leaf:
+        return value
+    coerced = plain.kind.coerce_output_value(value)
+    if coerced is None or coerced is Undefined:
+        raise _Unplain
+    return coerced
+
+
 def _run(plan: Plan, source: Any) -> dict[str, Any]:
     out = {}
     for response_name, plain, sub in plan:
         if plain is None:  # __typename
             out[response_name] = sub
             continue
-        value = plain.value_of(source)
-        if value is None:
-            if plain.non_null:
-                raise _Unplain
-            out[response_name] = None
-        elif value is Undefined:
-            raise _Unplain
-        elif sub is None:
-            coerced = plain.kind.coerce_output_value(value)
-            if coerced is None or coerced is Undefined:
-                raise _Unplain
-            out[response_name] = coerced
-        else:
-            out[response_name] = _run(sub, value)
+        value = _read(plain, source)
+        out[response_name] = _run(sub, value) if sub is not None and value is not None else value
     return out
 
 
@@ -177,20 +183,13 @@ class Executor(IncrementalExecutor):
         plain = self._plain_of(parent_type, field_details_list[0].node.name.value)
         if plain is not None and not self.middleware_manager:
             try:
-                value = plain.value_of(source)
+                value = _read(plain, source)
             except Exception:  # noqa: BLE001 - the full path below reports it
                 value = Undefined
-            if value is None and not plain.non_null:
-                return None
-            if value is not None and value is not Undefined:
-                if not plain.leaf:
-                    return self._object(plain, value, field_details_list, path, position_context)
-                try:
-                    coerced = plain.kind.coerce_output_value(value)
-                except Exception:  # noqa: BLE001 - the full path below reports it
-                    coerced = None
-                if coerced is not None and coerced is not Undefined:
-                    return coerced
+            if value is None or (value is not Undefined and plain.leaf):
+                return value
+            if value is not Undefined:
+                return self._object(plain, value, field_details_list, path, position_context)
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )

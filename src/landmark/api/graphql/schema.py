@@ -52,7 +52,6 @@ from landmark.api.graphql.common import (
     plain,
 )
 from landmark.api.graphql.context import MISSING, Context
-from landmark.api.graphql.executor import VALUE_OF
 from landmark.eam.metamodel import FieldDef, MetaModel, RelationSide
 
 Resolver = Callable[..., Any]
@@ -127,6 +126,11 @@ def _value(name: str, kind: str) -> Callable[[Any], Any]:
         return plain(value)
 
     return value_of
+
+
+def _of_relation(value_of: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A model field's value read from a relation view's relation."""
+    return lambda view: value_of(view.relation)
 
 
 def _model_fields(fields: dict[str, FieldDef], taken: set[str]) -> dict[str, GraphQLField]:
@@ -213,12 +217,7 @@ class Builder:
             }
             for f in side.definition.fields.values():
                 if f.name not in out and f.name.isidentifier():
-                    value = _value(f.name, f.type)
-                    out[f.name] = GraphQLField(
-                        SCALARS[f.type],
-                        resolve=lambda v, _i, value=value: value(v.relation),
-                        extensions={VALUE_OF: lambda v, value=value: value(v.relation)},
-                    )
+                    out[f.name] = computed(SCALARS[f.type], _of_relation(_value(f.name, f.type)))
             return out
 
         return GraphQLObjectType(name, fields)
