@@ -759,6 +759,10 @@ def test_tag_facet_follows_every_tag_change(client, tenant, server) -> None:
 
 
 def _statements(server, client, auth, query: str) -> int:
+    return len(_statements_run(server, client, auth, query))
+
+
+def _statements_run(server, client, auth, query: str, variables: Any = None) -> list[str]:
     """The statements on inventory tables while one request runs."""
     seen: list[str] = []
     lock = threading.Lock()
@@ -782,12 +786,12 @@ def _statements(server, client, auth, query: str) -> int:
     event.listen(engine, "before_cursor_execute", count)
     reads._fetch = count_reads
     try:
-        body = call(client, auth, query)
+        body = call(client, auth, query, variables)
     finally:
         event.remove(engine, "before_cursor_execute", count)
         del reads._fetch
     assert body["errors"] is None, body["errors"]
-    return len(seen)
+    return seen
 
 
 def test_statement_count_does_not_grow_with_the_page(client, tenant, server) -> None:
@@ -852,6 +856,53 @@ def test_statement_count_does_not_grow_with_the_page(client, tenant, server) -> 
     assert all(e["node"]["tags"] for e in page[:60])
     counts = [_statements(server, client, auth, spread % n) for n in (10, 70)]
     assert counts[0] == counts[1], counts
+
+
+def test_far_ends_read_lean_answer_as_whole(client, tenant, server) -> None:
+    """A relation's far ends are read with their lean columns when the query asks only fields
+    those answer; every such field answers as on the whole fact sheet, and asking any other
+    field reads them whole."""
+    auth = tenant.auth
+    linux = create(
+        client, auth, "ITComponent", "Linux",
+        patch("replace", "/description", "The OS"), patch("replace", "/category", "software"),
+        patch("add", "/tags", [{"tagName": "os"}]),
+    )  # fmt: skip
+    ok(client, auth, 'mutation($id: ID!) { createComment(factSheetId: $id, message: "hi") { id } }',
+       {"id": linux["id"]})  # fmt: skip
+    app = create(
+        client, auth, "Application", "ERP",
+        patch("add", "/relApplicationToITComponent/new_1", {"factSheetId": linux["id"]}),
+    )  # fmt: skip
+    lean = """__typename id name displayName fullName type status level rev
+        completion { completion percentage } createdAt updatedAt lxState tags { name }
+        subscriptions { totalCount } documents { totalCount } comments { totalCount }
+        ... on ITComponent { relITComponentToApplication {
+          edges { node { factSheet { name } } } } }"""
+    far = """query($id: ID!) { factSheet(id: $id) { ... on Application {
+        relApplicationToITComponent { edges { node { factSheet { LEAN } } } } } } }"""
+    far = far.replace("LEAN", lean)
+    statements = _statements_run(server, client, auth, far, {"id": app["id"]})
+    relation_reads = [s for s in statements if "eam_relations" in s and "far" in s]
+    assert relation_reads and not any("description" in s for s in relation_reads), statements
+    via_relation = ok(client, auth, far, {"id": app["id"]})["factSheet"]
+    top = "query($id: ID!) { factSheet(id: $id) { LEAN } }".replace("LEAN", lean)
+    whole = ok(client, auth, top, {"id": linux["id"]})
+    edge = via_relation["relApplicationToITComponent"]["edges"][0]
+    assert edge["node"]["factSheet"] == whole["factSheet"]
+    assert whole["factSheet"]["tags"] == [{"name": "os"}]
+    assert whole["factSheet"]["comments"]["totalCount"] == 1
+    # A field of the whole row; and the same relation asked both ways under two aliases.
+    both = """query($id: ID!) { factSheet(id: $id) { ... on Application {
+        a: relApplicationToITComponent { edges { node { factSheet { name } } } }
+        b: relApplicationToITComponent { edges { node { factSheet { description
+             ... on ITComponent { category } } } } } } } }"""
+    statements = _statements_run(server, client, auth, both, {"id": app["id"]})
+    assert any("description" in s for s in statements if "eam_relations" in s)
+    answer = ok(client, auth, both, {"id": app["id"]})["factSheet"]
+    assert answer["a"]["edges"][0]["node"]["factSheet"] == {"name": "Linux"}
+    far_end = answer["b"]["edges"][0]["node"]["factSheet"]
+    assert far_end == {"description": "The OS", "category": "software"}
 
 
 def test_aliased_updates_each_read_their_result(client, tenant) -> None:

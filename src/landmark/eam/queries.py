@@ -725,10 +725,15 @@ async def _by_fact_sheet(
 
 
 async def relations_of_side(
-    reads: Reads, account_id: str, ids: Iterable[uuid.UUID], side: RelationSide
+    reads: Reads,
+    account_id: str,
+    ids: Iterable[uuid.UUID],
+    side: RelationSide,
+    lean: bool = False,
 ) -> dict[uuid.UUID, list[RelationView]]:
     """The active relations of one side (e.g. relApplicationToITComponent from Applications) of
-    each fact sheet, far ends loaded: one statement on the (account, from|to, type) index.
+    each fact sheet, far ends loaded (`lean`: only their LEAN_COLUMNS): one statement on the
+    (account, from|to, type) index.
 
     Through `Reads` (core/db.py), rows as named tuples: a page's thousand relations and far
     ends cost SQLAlchemy's row processing about half of this read's CPU."""
@@ -737,36 +742,44 @@ async def relations_of_side(
     if not ids:
         return out
     params = {"account_id": account_id, "ids": ids, "type": side.definition.name, "active": ACTIVE}
-    split = len(RelationRow._fields)
-    for row in await reads.all(_relations_statement(reads, side.forward), params):
-        relation, target = RelationRow(*row[:split]), FactSheetRow(*row[split:])
+    split, far_row = len(RelationRow._fields), LeanFactSheetRow if lean else FactSheetRow
+    for row in await reads.all(_relations_statement(reads, side.forward, lean), params):
+        relation, target = RelationRow(*row[:split]), far_row(*row[split:])
         mine = relation.from_id if side.forward else relation.to_id
         out[mine].append(RelationView(relation, side.name, mine, target))
     return out
 
 
-def _row_type(entity: Any) -> Any:
-    """A named tuple of every column of `entity`, by the ORM's attribute names."""
+def _row_type(entity: Any, keys: Iterable[str] | None = None) -> Any:
+    """A named tuple of the columns `keys` (default: all) of `entity`, by the ORM's names."""
     mapper = inspect(entity).mapper
-    return namedtuple(f"{mapper.class_.__name__}Row", [c.key for c in mapper.column_attrs])
+    keys = keys or [c.key for c in mapper.column_attrs]
+    return namedtuple(f"{mapper.class_.__name__}Row", keys)
 
 
+# A fact sheet's columns but its long texts and JSON: what a relation's far end usually shows.
+LEAN_COLUMNS = (
+    "id", "account_id", "type", "name", "display_name", "full_name", "status", "level",
+    "parent_id", "rev", "completion", "created_at", "updated_at", "archived_at",
+)  # fmt: skip
 RelationRow = _row_type(Relation)
 FactSheetRow = _row_type(FactSheet)
-_relation_statements: dict[tuple[bool, bool], Select[Any]] = {}
+LeanFactSheetRow = _row_type(FactSheet, LEAN_COLUMNS)
+_relation_statements: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
 
-def _relations_statement(reads: Reads, forward: bool) -> Select[Any]:
-    """One statement per direction (and database), built once: `Reads` compiles it once."""
-    key = (reads.dsn is None, forward)
+def _relations_statement(reads: Reads, forward: bool, lean: bool) -> Select[Any]:
+    """One statement per direction, far end columns (and database), built once: `Reads`
+    compiles it once."""
+    key = (reads.dsn is None, forward, lean)
     found = _relation_statements.get(key)
     if found is None:
         near, far = (
             (Relation.from_id, Relation.to_id) if forward else (Relation.to_id, Relation.from_id)
         )
-        columns = [*plain(Relation).exprs, *plain(FAR).exprs]
+        far_columns = [getattr(FAR, k) for k in LEAN_COLUMNS] if lean else plain(FAR).exprs
         found = _relation_statements[key] = (
-            select(*columns)
+            select(*plain(Relation).exprs, *far_columns)
             .join(FAR, and_(FAR.id == far, FAR.account_id == bindparam("account_id")))
             .where(Relation.account_id == bindparam("account_id"), reads.one_of(near, "ids"))
             .where(Relation.type == bindparam("type"), Relation.status == bindparam("active"))

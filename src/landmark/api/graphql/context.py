@@ -12,12 +12,15 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
+from graphql import FieldNode, GraphQLResolveInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from landmark.api.graphql.lookahead import far_ends_lean
 from landmark.core.db import Reads
 from landmark.identity.authn import Principal
 from landmark.identity.models import User
@@ -67,6 +70,21 @@ class Context:
     reads: Reads  # the busiest reads, off the ORM (core/db.py)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: dict[str, Loader] = field(default_factory=dict)
+    fact_sheet_ids: dict[UUID, None] = field(default_factory=dict)  # every one seen, in order
+    lean: dict[int, bool] = field(default_factory=dict)  # far_ends_lean by first field node
+
+    @cached_property
+    def relation_names(self) -> set[str]:
+        return self.model.relation_names()  # type: ignore[no-any-return]
+
+    def far_ends_lean(self, relation_fields: list[FieldNode], info: GraphQLResolveInfo) -> bool:
+        """Whether the far ends of these (merged) relation fields can be read lean
+        (lookahead.py); decided once per field and request."""
+        key = id(relation_fields[0])
+        found = self.lean.get(key)
+        if found is None:
+            found = self.lean[key] = far_ends_lean(relation_fields, info, self.relation_names)
+        return found
 
     @property
     def account_id(self) -> str:
@@ -77,6 +95,7 @@ class Context:
         cycle: cleared, the request's rows are freed at once by reference counting instead of
         waiting, thousands of them, for the garbage collector."""
         self.loaders.clear()
+        self.fact_sheet_ids.clear()
 
     async def run(self, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run statements outside the loaders, one at a time with theirs."""
@@ -105,16 +124,19 @@ class Context:
         return found.values.get(key, MISSING) if found is not None else MISSING
 
     def _seen_fact_sheets(self) -> Iterable[UUID]:
-        sheets = self.loaders.get("fact_sheet")
-        return sheets.values.keys() if sheets else ()
+        return self.fact_sheet_ids.keys()
 
-    def seen(self, fact_sheets: Iterable[Any]) -> list[Any]:
-        """Remember fact sheets the response will show, so that their details load together."""
+    def seen(self, fact_sheets: Iterable[Any], whole: bool = True) -> list[Any]:
+        """Remember fact sheets the response will show, so that their details load together.
+        `whole`: rows of every column, which later asks for the same fact sheet may use; lean
+        rows (queries.LEAN_COLUMNS) only announce their ids."""
         rows = [fs for fs in fact_sheets if fs is not None]
-        sheets = self.fact_sheet_loader()
-        for fs in rows:
-            sheets.values[fs.id] = fs
+        if whole:
+            sheets = self.fact_sheet_loader()
+            for fs in rows:
+                sheets.values[fs.id] = fs
         ids = [fs.id for fs in rows]
+        self.fact_sheet_ids.update(dict.fromkeys(ids))
         for loader in self.loaders.values():
             if loader.per_fact_sheet:
                 loader.expect(ids)

@@ -19,9 +19,9 @@ USER = "_lx_user"  # the subscription's user, loaded with it
 TAGS = "tags"  # the loader of fact sheets' tags
 
 
-def relations_loader(side: RelationSide) -> str:
-    """The name of the loader of one relation side."""
-    return f"rel:{side.definition.name}:{side.forward}"
+def relations_loader(side: RelationSide, lean: bool) -> str:
+    """The name of the loader of one relation side (far ends lean or whole)."""
+    return f"rel:{side.definition.name}:{side.forward}:{'lean' if lean else 'whole'}"
 
 
 async def tags(ctx: Context, fact_sheet_id: UUID) -> list[Tag]:
@@ -115,14 +115,15 @@ async def comments(ctx: Context, fact_sheet_id: UUID) -> list[Comment]:
 
 
 async def relations(
-    ctx: Context, fact_sheet_id: UUID, side: RelationSide
+    ctx: Context, fact_sheet_id: UUID, side: RelationSide, lean: bool
 ) -> list[queries.RelationView]:
-    """The active relations of one side (name) of a fact sheet, with the far ends loaded."""
+    """The active relations of one side (name) of a fact sheet, with the far ends loaded: only
+    their lean columns when `lean` (Context.far_ends_lean)."""
 
     async def batch(ids: list[UUID]) -> dict[UUID, list[queries.RelationView]]:
-        found = await queries.relations_of_side(ctx.reads, ctx.account_id, ids, side)
-        ctx.seen(v.other for views in found.values() for v in views)
+        found = await queries.relations_of_side(ctx.reads, ctx.account_id, ids, side, lean)
+        ctx.seen((v.other for views in found.values() for v in views), whole=not lean)
         return found
 
-    loader = ctx.loader(relations_loader(side), batch)
+    loader = ctx.loader(relations_loader(side, lean), batch)
     return await loader.load(fact_sheet_id)  # type: ignore[no-any-return]

@@ -2,22 +2,16 @@
 `allLogEvents`. Searching and facets are the domain's (eam/queries.py); this module translates."""
 
 import uuid
-from collections.abc import Iterable, Iterator
 from typing import Any
 
-from graphql import (
-    FieldNode,
-    FragmentSpreadNode,
-    GraphQLResolveInfo,
-    InlineFragmentNode,
-    SelectionSetNode,
-)
+from graphql import GraphQLResolveInfo
 from sqlalchemy import func, or_, select
 
 from landmark.api.graphql import loaders
 from landmark.api.graphql.common import as_connection
-from landmark.api.graphql.context import Context
+from landmark.api.graphql.context import Context, group
 from landmark.api.graphql.limits import MAX_IDS, LimitExceeded, check_first
+from landmark.api.graphql.lookahead import children, fields_of, response_key
 from landmark.core.errors import InvalidParameter, NotFound
 from landmark.core.events import Event
 from landmark.eam import queries
@@ -134,49 +128,27 @@ async def all_fact_sheets(_root: Any, info: GraphQLResolveInfo, **args: Any) -> 
     return result
 
 
-def _fields(
-    selections: SelectionSetNode | None, info: GraphQLResolveInfo, on: str | None = None
-) -> Iterator[tuple[str | None, FieldNode]]:
-    """(type condition, field) of a selection set, through inline fragments and spreads."""
-    for node in selections.selections if selections else ():
-        if isinstance(node, FieldNode):
-            yield on, node
-        elif isinstance(node, InlineFragmentNode):
-            condition = node.type_condition.name.value if node.type_condition else on
-            yield from _fields(node.selection_set, info, condition)
-        elif isinstance(node, FragmentSpreadNode) and node.name.value in info.fragments:
-            fragment = info.fragments[node.name.value]
-            yield from _fields(fragment.selection_set, info, fragment.type_condition.name.value)
-
-
-def _children(fields: Iterable[FieldNode], name: str, info: GraphQLResolveInfo) -> list[Any]:
-    return [
-        (on, child)
-        for field in fields
-        for on, child in _fields(field.selection_set, info)
-        if field.name.value == name
-    ]
-
-
 async def _preload(ctx: Context, info: GraphQLResolveInfo, rows: list[Any]) -> None:
     """Load the tags and relations the query asks of the page's nodes before they resolve: each
     node then answers them without a coroutine (one task each otherwise). The same statements
     run as when the first node asks (one per field), only earlier."""
     if not rows:
         return
-    edges = [f for field in info.field_nodes for _, f in _fields(field.selection_set, info)]
-    nodes = [f for _, f in _children(edges, "edges", info)]
-    asked = [(on, f.name.value) for on, f in _children(nodes, "node", info)]
+    edges = [f for field in info.field_nodes for _, f in fields_of(field.selection_set, info)]
+    nodes = [f for _, f in children(edges, "edges", info)]
+    asked = children(nodes, "node", info)
     page_types = {fs.type for fs in rows}
-    if any(name == "tags" for _, name in asked):
+    if any(f.name.value == "tags" for _, f in asked):
         await loaders.tags(ctx, rows[0].id)
-    sides = {}
-    for on, name in asked:
+    by_key = group((f for _, f in asked), response_key)  # as the executor merges them
+    sides: dict[str, Any] = {}
+    for on, f in asked:
         for type_name in {on} & page_types if on in ctx.model.types else page_types:
-            if (side := ctx.model.side(type_name, name)) is not None:
-                sides[loaders.relations_loader(side)] = side
-    for side in sides.values():
-        await loaders.relations(ctx, rows[0].id, side)
+            if (side := ctx.model.side(type_name, f.name.value)) is not None:
+                lean = ctx.far_ends_lean(by_key[response_key(f)], info)
+                sides[loaders.relations_loader(side, lean)] = (side, lean)
+    for side, lean in sides.values():
+        await loaders.relations(ctx, rows[0].id, side, lean)
 
 
 async def filter_options(connection: dict[str, Any], info: GraphQLResolveInfo) -> dict[str, Any]:
