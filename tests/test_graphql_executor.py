@@ -1,6 +1,7 @@
-"""The executor's shortcut for plain leaves (api/graphql/executor.py) answers exactly as
-graphql-core's own executor: values, nulls, errors and their paths."""
+"""The executor's shortcuts (api/graphql/executor.py) answer exactly as graphql-core's own
+executor: values, nulls, errors and their paths, in objects and in lists."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -48,10 +49,28 @@ Item = GraphQLObjectType(
         "label": computed(GraphQLNonNull(GraphQLString), lambda row: row.label),
         "shout": GraphQLField(GraphQLString),
         "broken": computed(GraphQLString, lambda row: row.missing),  # raises AttributeError
+        "parts": GraphQLField(GraphQLList(Part), resolve=lambda row, _: [row.part, None]),
     },
 )
+
+
+async def _later(row: Any) -> Any:
+    return row
+
+
 SCHEMA = GraphQLSchema(
-    GraphQLObjectType("Query", {"items": GraphQLField(GraphQLList(Item), resolve=lambda *_: ROWS)})
+    GraphQLObjectType(
+        "Query",
+        {
+            "items": GraphQLField(GraphQLList(Item), resolve=lambda *_: ROWS),
+            "strict": GraphQLField(  # a null item where none is allowed
+                GraphQLList(GraphQLNonNull(Item)), resolve=lambda *_: [ROWS[0], None, ROWS[1]]
+            ),
+            "later": GraphQLField(  # items that are awaitables
+                GraphQLList(Item), resolve=lambda *_: [_later(row) for row in ROWS]
+            ),
+        },
+    )
 )
 ROWS = [
     Row(key=1, name="one", size=3, label="a", part={"code": "p1", "weight": 7}),
@@ -64,9 +83,14 @@ ROWS = [
 
 def run(query: str, executor: type[IncrementalExecutor]) -> Any:
     result = execute(SCHEMA, parse(query), executor_class=executor)
-    assert not hasattr(result, "__await__")
+    if hasattr(result, "__await__"):
+        result = asyncio.run(_awaited(result))
     errors = sorted((e.message, tuple(e.path or ())) for e in result.errors or [])  # type: ignore[union-attr]
     return result.data, errors  # type: ignore[union-attr]
+
+
+async def _awaited(result: Any) -> Any:
+    return await result
 
 
 @pytest.mark.parametrize(
@@ -84,6 +108,14 @@ def run(query: str, executor: type[IncrementalExecutor]) -> Any:
         "{ items { __typename a: id b: id part { __typename code } } }",
         "{ items { id part @include(if: false) { code } name @skip(if: true) } }",
         "{ items { ... on Item { id } ...more } } fragment more on Item { part { code } }",
+        "{ items { name parts { code weight } } }",
+        "{ items { parts { weight } } }",
+        "{ strict { name } }",
+        "{ strict { id name } }",
+        "{ later { id name } }",
+        "{ later { size label } }",
+        "{ later { name } }",
+        "{ items { name parts @include(if: true) { weight } } }",
     ],
 )
 def test_same_answer_as_graphql_core(query: str) -> None:
