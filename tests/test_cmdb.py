@@ -1,10 +1,14 @@
 """The CMDB over the Xurrent API, end to end: records, CI rules, audit, links, ETags."""
 
+import asyncio
+
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
 
 from cmdb_helpers import Cmdb, make_cmdb
+from landmark.core.db import asyncpg_dsn
 
 
 @pytest.fixture
@@ -179,19 +183,42 @@ def test_etag_and_conditional_requests(cmdb: Cmdb) -> None:
     assert ok.status_code == 200
 
 
-def test_a_read_outlives_the_database_closing_its_connections(cmdb: Cmdb, server) -> None:
-    """Reads by id skip the ping before each use (core/db.py Reads): a dead connection is
-    replaced and the read run again, unseen by the client."""
+async def _exited(dsn: str | None, pids: list[int]) -> None:
+    """Wait, on a connection of its own, until the backends `pids` have exited."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])"
+        for _ in range(200):
+            if not await connection.fetchval(query, pids):
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"backends {pids} still there")
+    finally:
+        await connection.close()
+
+
+def test_requests_outlive_the_database_closing_its_connections(cmdb: Cmdb, server) -> None:
+    """The database closes every pooled connection (as a restart does): the next read and the
+    next write still succeed, unseen by the client. Reads by id (core/db.py Reads) replace a
+    dead connection and run again; the engine's pool replaces closed ones at checkout."""
     if not server.settings.resolved_database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL: SQLite has no server to close connections")
     ci = cmdb.ci()
     before = cmdb.get(f"cis/{ci['id']}")
-    terminate = text(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    pids = list(server.run(lambda session: session.scalars(text(f"SELECT pid {others}"))))
+    assert pids, "the server holds pooled connections"
+    terminate = text(  # not this statement's own connection (OFFSET 0: filtered first)
+        "SELECT array_agg(pid) FROM (SELECT pid FROM unnest(CAST(:pids AS int[])) AS pid"
+        " WHERE pid <> pg_backend_pid() OFFSET 0) AS others WHERE pg_terminate_backend(pid)"
     )
-    assert server.run(lambda session: session.scalar(terminate)) >= 1
+    gone = server.run(lambda session: session.scalar(terminate, {"pids": pids}))
+    assert gone
+    asyncio.run(_exited(asyncpg_dsn(server.settings.resolved_database_url), gone))
     assert cmdb.get(f"cis/{ci['id']}") == before
+    changed = cmdb.patch(f"cis/{ci['id']}", {"location": "Room 9"})
+    assert changed["location"] == "Room 9"
+    assert cmdb.get(f"cis/{ci['id']}")["location"] == "Room 9"
 
 
 def test_ci_relations_and_users(cmdb: Cmdb) -> None:
