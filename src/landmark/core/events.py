@@ -7,9 +7,10 @@ of one account: their events commit in sequence order.
 
 import uuid
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, update
+from sqlalchemy import ForeignKey, Index, String, Update, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -126,17 +127,22 @@ EVENT_COLUMNS = [
 
 async def _reserve(session: AsyncSession, account_id: str, count: int) -> int:
     """Take the account's next `count` sequence numbers; returns the last of them."""
-    from landmark.identity.models import Account
-
     # Tells listeners of this process (the webhook fan-out) after commit that events were added.
     session.info["landmark.events"] = True
+    params = {"account_id": account_id, "count": count}
+    return int((await session.execute(_reserving(), params)).scalar_one())
 
-    last = (
-        await session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(event_seq=Account.event_seq + count)
-            .returning(Account.event_seq)
-        )
-    ).scalar_one()
-    return int(last)
+
+@cache
+def _reserving() -> Update:
+    """The counter's UPDATE, built once (every write runs it): on the table, so the ORM has no
+    objects to bring up to date (nothing reads `event_seq` from a loaded account)."""
+    from landmark.identity.models import Account
+
+    accounts: Any = Account.__table__
+    return (
+        update(accounts)
+        .where(accounts.c.id == bindparam("account_id"))
+        .values(event_seq=accounts.c.event_seq + bindparam("count"))
+        .returning(accounts.c.event_seq)
+    )
