@@ -38,7 +38,7 @@ class FactSheet(Base):
         # Full-text search is `name ILIKE`: a trigram index on the name serves it on PostgreSQL
         # when pg_trgm is available (migrations 0006 and 0009, docs/decisions.md).
         Index("ix_eam_fact_sheets_account_lname", "account_id", text("lower(name)")),
-    )
+    )  # PostgreSQL: fillfactor 80 (migration 0010), so that updates stay on their page (HOT)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     account_id: Mapped[str] = _account()
     type: Mapped[str] = mapped_column(String(64))
