@@ -37,6 +37,7 @@ async def announce(database_url: str, stop: asyncio.Event) -> None:
                         if committed.is_set():
                             committed.clear()
                             await connection.execute(f"NOTIFY {CHANNEL}")
+                            await asyncio.sleep(engine.FAN_OUT_COALESCE_SECONDS)
                 finally:
                     await connection.close()
             await engine.wait_for(stop, stop, RECONNECT_SECONDS)
