@@ -235,6 +235,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+async def read_alone(
+    sessions: async_sessionmaker[AsyncSession], statement: Executable, params: Any = None
+) -> Sequence[Any]:
+    """The rows of a lone SELECT run in autocommit on the sessions' engine: one round trip,
+    where a session's transaction takes three (BEGIN, the SELECT, ROLLBACK). For the frequent
+    checks of background loops (is any account behind its cursor, is any delivery due)."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    async with engine.connect() as connection:
+        alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return (await alone.execute(statement, params)).all()
+
+
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     async with factory() as session:
         yield session

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from landmark.core import clock
+from landmark.core.db import read_alone
 from landmark.core.events import Event
 from landmark.identity.models import Account
 from landmark.webhooks import dialects
@@ -43,8 +44,7 @@ async def ensure_cursor(session: AsyncSession, account_id: str) -> None:
 
 
 # The accounts whose committed events are past their cursor. A pass runs after the commits of
-# every 20 ms under writes: built once, and run alone in autocommit (one round trip, where a
-# session's transaction took three).
+# every 20 ms under writes: built once, and run alone (core/db.read_alone).
 BEHIND = (
     select(WebhookCursor.account_id, WebhookCursor.last_seq, Account.event_seq)
     .join(Account, Account.id == WebhookCursor.account_id)
@@ -54,10 +54,7 @@ BEHIND = (
 
 async def fan_out(sessions: async_sessionmaker[AsyncSession], batch: int) -> tuple[int, bool]:
     """One pass over the accounts with new events: (deliveries queued, more events waiting)."""
-    engine: AsyncEngine = sessions.kw["bind"]
-    async with engine.connect() as connection:
-        alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        behind = (await alone.execute(BEHIND)).all()
+    behind = await read_alone(sessions, BEHIND)
     queued, more = 0, False
     for account_id, last, head in behind:
         upto = min(head, last + batch)
