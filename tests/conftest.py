@@ -65,6 +65,30 @@ def fresh_database(directory: Path) -> Iterator[str]:
     asyncio.run(admin_sql(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+async def close_connections(dsn: str, pids: list[int] | None = None) -> list[int]:
+    """Close PostgreSQL backends as a restart does (`pids`, else every other one of the
+    database) and wait, on a connection of its own, until they have exited: their clients then
+    have the server's farewell and the close waiting to be read. Returns the pids closed."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        if pids is None:
+            others = "SELECT array_agg(pid) FROM pg_stat_activity"
+            others += " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            pids = list(await connection.fetchval(others) or [])
+        close = "SELECT pid FROM unnest($1::int[]) AS pid WHERE pg_terminate_backend(pid)"
+        closed = [row["pid"] for row in await connection.fetch(close, pids)]
+        there = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])"
+        for _ in range(200):
+            if not await connection.fetchval(there, closed):
+                return closed
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"backends {closed} still there")
+    finally:
+        await connection.close()
+
+
 class LogCapture(logging.Handler):
     """Every formatted log line of the run, to prove no secret is ever logged."""
 

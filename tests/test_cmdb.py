@@ -2,12 +2,11 @@
 
 import asyncio
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
 
 from cmdb_helpers import Cmdb, make_cmdb
+from conftest import close_connections
 from landmark.core.db import asyncpg_dsn
 
 
@@ -183,20 +182,6 @@ def test_etag_and_conditional_requests(cmdb: Cmdb) -> None:
     assert ok.status_code == 200
 
 
-async def _exited(dsn: str | None, pids: list[int]) -> None:
-    """Wait, on a connection of its own, until the backends `pids` have exited."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])"
-        for _ in range(200):
-            if not await connection.fetchval(query, pids):
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"backends {pids} still there")
-    finally:
-        await connection.close()
-
-
 def test_requests_outlive_the_database_closing_its_connections(cmdb: Cmdb, server) -> None:
     """The database closes every pooled connection (as a restart does): the next read and the
     next write still succeed, unseen by the client. Reads by id (core/db.py Reads) replace a
@@ -205,16 +190,9 @@ def test_requests_outlive_the_database_closing_its_connections(cmdb: Cmdb, serve
         pytest.skip("PostgreSQL: SQLite has no server to close connections")
     ci = cmdb.ci()
     before = cmdb.get(f"cis/{ci['id']}")
-    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    pids = list(server.run(lambda session: session.scalars(text(f"SELECT pid {others}"))))
-    assert pids, "the server holds pooled connections"
-    terminate = text(  # not this statement's own connection (OFFSET 0: filtered first)
-        "SELECT array_agg(pid) FROM (SELECT pid FROM unnest(CAST(:pids AS int[])) AS pid"
-        " WHERE pid <> pg_backend_pid() OFFSET 0) AS others WHERE pg_terminate_backend(pid)"
-    )
-    gone = server.run(lambda session: session.scalar(terminate, {"pids": pids}))
-    assert gone
-    asyncio.run(_exited(asyncpg_dsn(server.settings.resolved_database_url), gone))
+    dsn = asyncpg_dsn(server.settings.resolved_database_url)
+    assert dsn is not None
+    assert asyncio.run(close_connections(dsn)), "the server holds pooled connections"
     assert cmdb.get(f"cis/{ci['id']}") == before
     changed = cmdb.patch(f"cis/{ci['id']}", {"location": "Room 9"})
     assert changed["location"] == "Room 9"

@@ -3,26 +3,11 @@
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-import asyncpg
 import pytest
 from sqlalchemy import func, literal_column, select
 
+from conftest import close_connections
 from landmark.core.db import Reads, asyncpg_dsn, create_engine
-
-
-async def _terminate(dsn: str, pid: int) -> None:
-    """Close backend `pid` and wait until it has exited, on a connection of its own."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        assert await connection.fetchval("SELECT pg_terminate_backend($1)", pid)
-        for _ in range(200):
-            gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
-            if await connection.fetchval(gone, pid):
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"backend {pid} still there")
-    finally:
-        await connection.close()
 
 
 async def test_a_read_outlives_its_connection_closing_midway(database_url: str) -> None:
@@ -39,7 +24,7 @@ async def test_a_read_outlives_its_connection_closing_midway(database_url: str) 
         assert pid is not None
         # Blocking this loop while the backend goes: both the error and the close wait unread.
         with ThreadPoolExecutor(1) as thread:
-            thread.submit(asyncio.run, _terminate(dsn, pid[0])).result()
+            assert thread.submit(asyncio.run, close_connections(dsn, [pid[0]])).result()
         await asyncio.sleep(0)  # this turn reads nothing yet (the task ran first)
         await asyncio.sleep(0)  # this one reads the error; the close is read on the next
         assert await reads.first(select(literal_column("7")), {}) == (7,)
