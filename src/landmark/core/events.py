@@ -92,7 +92,7 @@ async def record_many(
     if not items:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.info["landmark.events"] = True
+        _announce_after_commit(session)
         await session.execute(NUMBERED_INSERT, _numbered_params(account_id, items, actor))
         return
     first = await _reserve(session, account_id, len(items)) - len(items) + 1
@@ -176,10 +176,15 @@ EVENT_COLUMNS = [
 
 async def _reserve(session: AsyncSession, account_id: str, count: int) -> int:
     """Take the account's next `count` sequence numbers; returns the last of them."""
-    # Tells listeners of this process (the webhook fan-out) after commit that events were added.
-    session.info["landmark.events"] = True
+    _announce_after_commit(session)
     params = {"account_id": account_id, "count": count}
     return int((await session.execute(_reserving(), params)).scalar_one())
+
+
+def _announce_after_commit(session: AsyncSession) -> None:
+    """Tells listeners of this process (the webhook fan-out) after commit that events were
+    added."""
+    session.info["landmark.events"] = True
 
 
 @cache

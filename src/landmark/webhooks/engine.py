@@ -112,13 +112,15 @@ class Claimed:
     ignore_error: bool
 
 
+def _pending(now: Any) -> Any:
+    """Pending and due, on the claim's partial index."""
+    d = WebhookDelivery
+    return and_(d.state == PENDING, d.run_after <= now)
+
+
 # Whether any delivery is pending and due at all (leases and subscriptions aside: the claim
-# looks at those), on the claim's partial index.
-ANY_DUE = (
-    select(WebhookDelivery.id)
-    .where(WebhookDelivery.state == PENDING, WebhookDelivery.run_after <= bindparam("now"))
-    .limit(1)
-)
+# looks at those).
+ANY_DUE = select(WebhookDelivery.id).where(_pending(bindparam("now"))).limit(1)
 
 
 def _due(now: datetime) -> Any:
@@ -126,8 +128,7 @@ def _due(now: datetime) -> Any:
     (or a control message), out of backoff, and healthy unless this delivery was tried before."""
     d, s = WebhookDelivery, WebhookSubscription
     return and_(
-        d.state == PENDING,
-        d.run_after <= now,
+        _pending(now),
         or_(d.locked_until.is_(None), d.locked_until < now),
         or_(s.active, d.control),
         or_(s.retry_at.is_(None), s.retry_at <= now),
