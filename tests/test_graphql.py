@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import event, select
 
 URL = "/services/pathfinder/v1/graphql"
@@ -979,6 +980,82 @@ def test_concurrent_writes_number_events_in_write_order(server, client, tenant) 
         ]
         assert revs == list(range(2, 2 + len(revs)))
     assert sum(1 for e in rows if e.type == "FACT_SHEET_UPDATED") == 24
+
+
+LOG_EVENTS = "query($id: ID!) { allLogEvents(factSheetId: $id) { edges { node { eventType } } } }"
+
+
+def _on_postgresql(server) -> bool:
+    return server.settings.resolved_database_url.startswith("postgresql")
+
+
+def test_a_value_update_is_one_read_and_one_write_on_postgresql(client, tenant, server) -> None:
+    """On PostgreSQL an update of values only reads its fact sheet without a lock and then
+    writes the row and its events in one statement, guarded by the revision it read
+    (eam/optimistic.py); SQLite takes the locked way. Either way: one revision, one event."""
+    auth = tenant.auth
+    app = create(client, auth, "Application", "Optimistic")
+    patches = [patch("replace", "/description", "quick"), patch("replace", "/alias", "q")]
+    variables = {"id": app["id"], "patches": patches}
+    statements = _statements_run(server, client, auth, UPDATE, variables)
+    writes = [s for s in statements if "UPDATE eam_fact_sheets" in s]
+    assert len(writes) == 1, statements
+    if _on_postgresql(server):
+        reads = [s for s in statements if s not in writes and "eam_fact_sheets" in s]
+        assert len(reads) == 1 and "FOR " not in reads[0], statements
+        assert writes[0].startswith("WITH guard AS (UPDATE eam_fact_sheets"), writes
+    fs = ok(client, auth, f'{{ factSheet(id: "{app["id"]}") {{ rev description }} }}')
+    assert fs["factSheet"] == {"rev": 2, "description": "quick"}
+    events = ok(client, auth, LOG_EVENTS, {"id": app["id"]})["allLogEvents"]["edges"]
+    assert [e["node"]["eventType"] for e in events].count("FACT_SHEET_UPDATED") == 1
+
+
+def test_a_value_update_that_loses_the_race_goes_the_locked_way(
+    client, tenant, server, monkeypatch
+) -> None:
+    """Another writer commits between the optimistic read and its write: the guarded
+    statement writes nothing, and the update is applied again under the row lock to the row
+    as that writer left it, so neither change is lost."""
+    from sqlalchemy import text
+
+    from landmark.eam import optimistic
+
+    if not _on_postgresql(server):
+        pytest.skip("the optimistic way is PostgreSQL's")
+    auth = tenant.auth
+    app = create(client, auth, "Application", "Race", patch("replace", "/alias", "before"))
+    load = optimistic.load
+    interfered: list[int] = []
+
+    async def load_then_interfere(session, account_id, fact_sheet_id):
+        fs = await load(session, account_id, fact_sheet_id)
+        async with server.app.state.engine.begin() as other:
+            await other.execute(
+                text(
+                    "UPDATE eam_fact_sheets SET rev = rev + 1, description = 'theirs'"
+                    " WHERE id = :id"
+                ),
+                {"id": fact_sheet_id},
+            )
+        interfered.append(fs.rev)
+        return fs
+
+    monkeypatch.setattr(optimistic, "load", load_then_interfere)
+    body = update(client, auth, app["id"], patch("replace", "/alias", "mine"))
+    assert body["errors"] is None, body["errors"]
+    assert interfered == [1]
+    assert body["data"]["updateFactSheet"]["factSheet"]["rev"] == 3
+    query = (
+        f'{{ factSheet(id: "{app["id"]}") {{ rev description ... on Application {{ alias }} }} }}'
+    )
+    assert ok(client, auth, query)["factSheet"] == {
+        "rev": 3,
+        "description": "theirs",
+        "alias": "mine",
+    }
+    events = ok(client, auth, LOG_EVENTS, {"id": app["id"]})["allLogEvents"]["edges"]
+    updated = [e["node"] for e in events if e["node"]["eventType"] == "FACT_SHEET_UPDATED"]
+    assert len(updated) == 1  # the guarded statement recorded nothing
 
 
 def test_answer_encoding_falls_back_for_integers_beyond_64_bits() -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Update, bindparam, text, update
+from sqlalchemy import ForeignKey, Index, String, TextClause, Update, bindparam, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -118,20 +118,49 @@ async def record_many(
     await bulk_insert(await session.connection(), table, EVENT_COLUMNS, records)  # after _reserve
 
 
-# The counter's update and the events' insert in one statement (PostgreSQL). The events travel
-# as one JSON array; `n` numbers them from 1.
-NUMBERED_INSERT = text(
-    "WITH counter AS (UPDATE accounts SET event_seq = event_seq + CAST(:count AS integer),"
-    " updated_at = CAST(:now AS timestamptz) WHERE id = :account_id RETURNING event_seq)"
-    " INSERT INTO events (account_id, seq, id, type, subject_type, subject_id, actor_user_id,"
-    " actor_credential_id, request_id, data, created_at)"
-    " SELECT CAST(:account_id AS varchar), counter.event_seq - CAST(:count AS integer) + e.n,"
-    " e.id, e.type, e.subject_type, e.subject_id, CAST(:actor_user_id AS integer),"
-    " CAST(:actor_credential_id AS varchar), CAST(:request_id AS varchar), e.data,"
-    " CAST(:now AS timestamptz)"
-    " FROM counter, jsonb_to_recordset(CAST(:events AS jsonb))"
-    " AS e(n int, id uuid, type text, subject_type text, subject_id text, data jsonb)"
-).bindparams(bindparam("now", type_=UTCDateTime))
+def numbered_insert(guard: str = "") -> TextClause:
+    """The counter's update and the events' insert in one statement (PostgreSQL). The events
+    travel as one JSON array; `n` numbers them from 1.
+
+    With `guard`, a data-modifying statement with RETURNING, the statement runs it first and
+    numbers and inserts the events only if it returned a row; it returns the events' numbers.
+    """
+    head, condition = "WITH ", ""
+    if guard:
+        head, condition = f"WITH guard AS ({guard}), ", " AND EXISTS (SELECT FROM guard)"
+    return text(
+        head + "counter AS (UPDATE accounts SET event_seq = event_seq + CAST(:count AS integer),"
+        " updated_at = CAST(:now AS timestamptz) WHERE id = :account_id"
+        + condition
+        + " RETURNING event_seq)"
+        " INSERT INTO events (account_id, seq, id, type, subject_type, subject_id, actor_user_id,"
+        " actor_credential_id, request_id, data, created_at)"
+        " SELECT CAST(:account_id AS varchar), counter.event_seq - CAST(:count AS integer) + e.n,"
+        " e.id, e.type, e.subject_type, e.subject_id, CAST(:actor_user_id AS integer),"
+        " CAST(:actor_credential_id AS varchar), CAST(:request_id AS varchar), e.data,"
+        " CAST(:now AS timestamptz)"
+        " FROM counter, jsonb_to_recordset(CAST(:events AS jsonb))"
+        " AS e(n int, id uuid, type text, subject_type text, subject_id text, data jsonb)"
+        + (" RETURNING seq" if guard else "")
+    ).bindparams(bindparam("now", type_=UTCDateTime))
+
+
+NUMBERED_INSERT = numbered_insert()
+
+
+async def record_many_if(
+    session: AsyncSession,
+    guard: TextClause,
+    params: dict[str, Any],
+    account_id: str,
+    items: list[tuple[str, str, Any, dict[str, Any]]],
+    actor: Actor = SYSTEM,
+) -> bool:
+    """`record_many` on condition (PostgreSQL): `guard`, made by `numbered_insert(guard)`, runs
+    with `params` and the events' own; whether it wrote (and the events were recorded)."""
+    _announce_after_commit(session)
+    values = {**params, **_numbered_params(account_id, items, actor)}
+    return (await session.execute(guard, values)).first() is not None
 
 
 def _numbered_params(

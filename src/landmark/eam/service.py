@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from landmark.core import clock
 from landmark.core.events import record_many
-from landmark.eam import audit, hierarchy, relations, tags
+from landmark.eam import audit, hierarchy, optimistic, relations, tags
 from landmark.eam.change import Change, snapshot, unit
 from landmark.eam.collab import (
     create_comment,
@@ -100,20 +100,60 @@ async def update_fact_sheet(
     validate_only: bool = False,
 ) -> FactSheet:
     """Apply `patches` to a fact sheet; `rev`, when given, must be its current revision."""
-    async with unit(session, who.account_id, validate_only, _structural(model, patches)):
+    structural = _structural(model, patches)
+    if not (validate_only or structural) and await optimistic.begin(session):
+        written = await _update_values(session, who, model, fact_sheet_id, rev, patches, comment)
+        if written is not None:
+            return written
+        await session.rollback()  # a writer came in between: this write goes the locked way
+    async with unit(session, who.account_id, validate_only, structural):
         fs = await load_for_update(session, who.account_id, fact_sheet_id)
-        if rev is not None and rev != fs.rev:
-            message = f"[FS_VALIDATION_STALE_REV] rev {rev} is stale: the fact sheet is at {fs.rev}"
-            raise PatchError(message, "/rev", STALE_REV, fs.id, 409)
-        type_def = model.types.get(fs.type)
-        if type_def is None:
-            raise invalid("/type", "UNKNOWN_TYPE", f"type {fs.type!r} is not in the data model")
-        change = Change(session, who, model, fs, type_def, comment=comment)
-        await apply_all(change, patches)
+        change = await _applied(session, who, model, fs, rev, patches, comment)
         events = await finish(change)
         result = snapshot(fs) if validate_only else fs
     await _record(change, events, validate_only)
     return result
+
+
+async def _update_values(
+    session: AsyncSession,
+    who: Principal,
+    model: MetaModel,
+    fact_sheet_id: uuid.UUID,
+    rev: int | None,
+    patches: list[Patch],
+    comment: str | None,
+) -> FactSheet | None:
+    """`update_fact_sheet` of values only, in autocommit (eam/optimistic.py): applied to the
+    row as read, and written if no writer came in between (else None)."""
+    fs = await optimistic.load(session, who.account_id, fact_sheet_id)
+    read_rev = fs.rev
+    change = await _applied(session, who, model, fs, rev, patches, comment)
+    events = await finish(change)
+    if not events or await optimistic.write(session, who, fs, read_rev, events):
+        return fs
+    return None
+
+
+async def _applied(
+    session: AsyncSession,
+    who: Principal,
+    model: MetaModel,
+    fs: FactSheet,
+    rev: int | None,
+    patches: list[Patch],
+    comment: str | None,
+) -> Change:
+    """The patches applied to `fs` (in memory) after the revision check."""
+    if rev is not None and rev != fs.rev:
+        message = f"[FS_VALIDATION_STALE_REV] rev {rev} is stale: the fact sheet is at {fs.rev}"
+        raise PatchError(message, "/rev", STALE_REV, fs.id, 409)
+    type_def = model.types.get(fs.type)
+    if type_def is None:
+        raise invalid("/type", "UNKNOWN_TYPE", f"type {fs.type!r} is not in the data model")
+    change = Change(session, who, model, fs, type_def, comment=comment)
+    await apply_all(change, patches)
+    return change
 
 
 async def archive_fact_sheet(
@@ -298,7 +338,6 @@ async def finish(change: Change) -> list[tuple[str, str, Any, dict[str, Any]]]:
     fs.updated_at = clock.now()
     if not change.creating:
         fs.rev += 1
-    await change.session.flush()
     events = [*change.before, audit.item(_main_event(change), fs, **_main_data(change))]
     return events + [audit.item(type, fs, **data) for type, data in change.later]
 
