@@ -1,15 +1,19 @@
 """The LeanIX GraphQL API end to end over HTTP: queries, mutations, filters, errors, limits,
 tenant isolation, GraphiQL and the number of SQL statements of a page."""
 
+import asyncio
 import json
 import re
 import threading
+import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event, select
+
+from conftest import close_connections
 
 URL = "/services/pathfinder/v1/graphql"
 FS = "factSheet { id rev name type status }"
@@ -1056,6 +1060,129 @@ def test_a_value_update_that_loses_the_race_goes_the_locked_way(
     events = ok(client, auth, LOG_EVENTS, {"id": app["id"]})["allLogEvents"]["edges"]
     updated = [e["node"] for e in events if e["node"]["eventType"] == "FACT_SHEET_UPDATED"]
     assert len(updated) == 1  # the guarded statement recorded nothing
+
+
+PF = "/services/pathfinder/v1"
+CLOUD_READY = patch("replace", "/cloudReady", "yes")
+
+
+def _model_reads(server, client, auth) -> int:
+    """How many times one GraphQL request read the data model's version."""
+    statements = _statements_run(server, client, auth, "{ allTags { totalCount } }")
+    return sum(1 for s in statements if "eam_data_models" in s)
+
+
+def _with_cloud_ready(client, auth) -> dict[str, Any]:
+    model = client.get(f"{PF}/models/dataModel", headers=auth).json()["data"]
+    model["factSheets"]["Application"]["fields"]["cloudReady"] = {
+        "type": "SINGLE_SELECT",
+        "values": ["yes", "no"],
+    }
+    return model
+
+
+def test_graphql_knows_the_data_model_version_and_sees_a_change_at_once(
+    client, tenant, server
+) -> None:
+    """On PostgreSQL each server process keeps the accounts' data model versions and hears
+    every change (LISTEN/NOTIFY), so a GraphQL request reads no version; SQLite reads it each
+    time. A change made through this process is seen by its very next request."""
+    auth = tenant.auth
+    app = create(client, auth, "Application", "Model user")
+    ok(client, auth, "{ allTags { totalCount } }")  # the version is known from here on
+    assert _model_reads(server, client, auth) == (0 if _on_postgresql(server) else 1)
+    assert (
+        "cloudReady"
+        in failed(client, auth, UPDATE, {"id": app["id"], "patches": [CLOUD_READY]})["message"]
+    )
+    versions = server.app.state.model_versions
+    epoch = versions.epoch
+    response = client.put(
+        f"{PF}/models/dataModel", json=_with_cloud_ready(client, auth), headers=auth
+    )
+    assert response.status_code == 200, response.text
+    if _on_postgresql(server):  # forgotten here at once, and heard (as other processes hear it)
+        _wait_until(lambda: versions.epoch >= epoch + 2)
+    done = ok(client, auth, UPDATE, {"id": app["id"], "patches": [CLOUD_READY]})
+    assert done["updateFactSheet"]["factSheet"]["rev"] == 2
+
+
+def test_a_data_model_change_from_another_process_is_heard(client, tenant, server) -> None:
+    """Another process changes the data model (its transaction NOTIFYs): this one forgets
+    the version it knew and the next requests follow the new model. When the listening
+    connection drops, requests read the version again until it is back."""
+    from sqlalchemy import func
+
+    from landmark.core.db import asyncpg_dsn
+    from landmark.eam.metamodel import CHANNEL
+    from landmark.eam.models import DataModel
+
+    if not _on_postgresql(server):
+        pytest.skip("SQLite has no LISTEN/NOTIFY; each request reads the version")
+    auth = tenant.auth
+    app = create(client, auth, "Application", "Heard")
+    new_model = _with_cloud_ready(client, auth)
+    versions = server.app.state.model_versions
+    epoch = versions.epoch
+
+    async def change_elsewhere(session):  # as save_model does, without this process knowing
+        row = await session.get(DataModel, tenant.slug)
+        row.model, row.version = new_model, row.version + 1
+        await session.execute(select(func.pg_notify(CHANNEL, tenant.slug)))
+
+    server.run(change_elsewhere)
+    _wait_until(lambda: versions.epoch > epoch)
+    done = ok(client, auth, UPDATE, {"id": app["id"], "patches": [CLOUD_READY]})
+    assert done["updateFactSheet"]["factSheet"]["rev"] == 2
+
+    dsn = asyncpg_dsn(server.settings.resolved_database_url)
+    listening = "SELECT array_agg(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%models%'"
+    pids = asyncio.run(_fetchval(dsn, listening))
+    assert pids, "the server listens for data model changes"
+    asyncio.run(close_connections(dsn, pids))
+    _wait_until(lambda: not versions.listening)
+    assert _model_reads(server, client, auth) == 1
+    _wait_until(lambda: versions.listening)  # reconnected
+    ok(client, auth, "{ allTags { totalCount } }")
+    assert _model_reads(server, client, auth) == 0
+
+
+def test_known_versions_keep_nothing_read_before_a_change() -> None:
+    """A version read while a change was heard may be the old one: it is not kept."""
+    from landmark.eam.metamodel import KnownVersions
+
+    versions = KnownVersions()
+    versions.keep("a", 1, versions.epoch)
+    assert versions.get("a") is None  # not listening: nothing is known
+    versions.connected(True)
+    epoch = versions.epoch
+    versions.changed("b")  # heard while "a" was being read
+    versions.keep("a", 1, epoch)
+    assert versions.get("a") is None
+    versions.keep("a", 2, versions.epoch)
+    assert versions.get("a") == 2
+    versions.changed("a")
+    assert versions.get("a") is None
+    versions.keep("a", 3, versions.epoch)
+    versions.connected(False)
+    assert versions.get("a") is None
+
+
+def _wait_until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+async def _fetchval(dsn: str, query: str) -> Any:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
 
 
 def test_answer_encoding_falls_back_for_integers_beyond_64_bits() -> None:

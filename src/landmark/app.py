@@ -24,6 +24,7 @@ from landmark.core.jobs import Worker
 from landmark.core.logging import configure as configure_logging
 from landmark.core.middleware import RequestMiddleware
 from landmark.eam import purge as eam_purge
+from landmark.eam.metamodel import KnownVersions
 from landmark.identity.authn import Authenticator
 from landmark.identity.keys import KeyRing, ensure_signing_key
 from landmark.identity.pepper import load_pepper
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         worker_task = asyncio.create_task(worker.run(stop)) if worker else None
         # Workers in other processes hear of this process's commits (PostgreSQL NOTIFY).
         announcer = asyncio.create_task(notify.announce(settings.resolved_database_url, stop))
+        # and of data model changes, so that GraphQL need not read the model's version
+        app.state.model_versions = versions = KnownVersions()
+        model_listener = asyncio.create_task(versions.listen(settings.resolved_database_url, stop))
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         if worker_task:
             await worker_task  # lets the running jobs finish
         await announcer
+        await model_listener
         if isinstance(counter, RedisCounter):
             await counter.redis.aclose()
         await app.state.reads.dispose()

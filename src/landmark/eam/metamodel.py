@@ -10,6 +10,7 @@ name; `to_multiplicity` SINGLE = a TO fact sheet has at most one (e.g. an interf
 provider application).
 """
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from landmark.core import clock
+from landmark.core import channels, clock
 from landmark.core.db import Reads
 from landmark.core.errors import ValidationFailed
 from landmark.eam.models import DataModel, FactSheet, Relation
@@ -245,28 +246,77 @@ async def load_model(session: AsyncSession, account_id: str) -> MetaModel:
 
 
 VERSION = select(DataModel.version).where(DataModel.account_id == bindparam("account_id"))
+CHANNEL = "landmark_models"  # NOTIFY: an account's data model changed (payload: its id)
+
+
+class KnownVersions:
+    """Each account's data model version, known without a round trip while this process hears
+    every change (PostgreSQL: `save_model` NOTIFYs on CHANNEL in its transaction, and each
+    server process listens, core/channels.py). While it does not listen (SQLite, or its
+    connection dropped) nothing is known, and each request reads the version."""
+
+    def __init__(self) -> None:
+        self.listening = False
+        self.epoch = 0  # moves on with every change heard: a version read before is not kept
+        self._known: dict[str, int] = {}
+
+    def get(self, account_id: str) -> int | None:
+        return self._known.get(account_id)
+
+    def keep(self, account_id: str, version: int, epoch: int) -> None:
+        if self.listening and epoch == self.epoch:
+            self._known[account_id] = version
+
+    def changed(self, account_id: str) -> None:
+        self.epoch += 1
+        self._known.pop(account_id, None)
+
+    def connected(self, up: bool) -> None:
+        self.epoch += 1
+        self._known.clear()
+        self.listening = up
+
+    async def listen(self, database_url: str, stop: asyncio.Event) -> None:
+        await channels.listen(database_url, CHANNEL, self.changed, stop, self.connected)
 
 
 async def load_or_store_model(
-    session: AsyncSession, account_id: str, reads: Reads | None = None
+    session: AsyncSession,
+    account_id: str,
+    reads: Reads | None = None,
+    versions: KnownVersions | None = None,
 ) -> tuple[MetaModel, bool]:
     """`load_model`, and whether it stored the standard model just now (for the caller to
     commit it before work that may roll back). With `reads`, the version is read outside the
-    session (core/db.Reads: no ORM on the way), as the busiest caller, GraphQL, does."""
-    params = {"account_id": account_id}
-    if reads is not None:
-        found = await reads.first(VERSION, params)
-        version = found[0] if found else None
-    else:
-        version = await session.scalar(VERSION, params)
+    session (core/db.Reads: no ORM on the way), and with `versions` not at all while known, as
+    the busiest caller, GraphQL, does."""
+    version = versions.get(account_id) if versions else None
     if version is None:
-        return await _create_standard(session, account_id), True
+        epoch = versions.epoch if versions else 0
+        version = await _read_version(session, account_id, reads)
+        if version is None:
+            return await _create_standard(session, account_id), True
+        if versions:
+            versions.keep(account_id, version, epoch)
     cached = _cache.get((account_id, version))
     if cached is not None:
         return cached, False
     row = await session.get(DataModel, account_id)
     assert row is not None
-    return _remember(account_id, MetaModel.from_json(row.model, row.version)), False
+    return _parsed(account_id, row), False
+
+
+async def _read_version(session: AsyncSession, account_id: str, reads: Reads | None) -> int | None:
+    params = {"account_id": account_id}
+    if reads is not None:
+        found = await reads.first(VERSION, params)
+        return found[0] if found else None
+    return await session.scalar(VERSION, params)
+
+
+def _parsed(account_id: str, row: DataModel) -> MetaModel:
+    found = _cache.get((account_id, row.version))
+    return found or _remember(account_id, MetaModel.from_json(row.model, row.version))
 
 
 def _remember(account_id: str, model: MetaModel) -> MetaModel:
@@ -292,18 +342,20 @@ async def save_model(
     orphan data still in use, unless `force` (the data is then kept, hidden from the model)."""
     from landmark.core.events import record
 
-    old = await load_model(session, who.account_id)
-    new = MetaModel.from_json(new_json)
+    await load_model(session, who.account_id)  # the standard model is stored on first use
+    row = await session.get(DataModel, who.account_id, with_for_update=True)
+    assert row is not None
+    old, new = _parsed(who.account_id, row), MetaModel.from_json(new_json)
     if not force:
         for path, query in _orphan_checks(who.account_id, old, new):
             if await session.scalar(query):
                 raise _bad(path, "is still in use; pass force=true to remove it anyway")
-    row = await session.get(DataModel, who.account_id, with_for_update=True)
-    assert row is not None
     row.model = new.to_json()
     row.version += 1
     row.updated_at = clock.now()
     new.version = row.version
+    if session.get_bind().dialect.name == "postgresql":  # heard by every process at commit
+        await session.execute(select(func.pg_notify(CHANNEL, who.account_id)))
     await record(
         session,
         who.account_id,

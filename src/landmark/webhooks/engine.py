@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from landmark.core import clock
+from landmark.core.channels import wait_for
 from landmark.core.db import read_alone
 from landmark.core.jobs import Worker, service
 from landmark.settings import Settings
@@ -83,16 +84,6 @@ def _events_committed(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _events_rolled_back(session: Session) -> None:
     session.info.pop("landmark.events", None)
-
-
-async def wait_for(flag: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
-    """Until `flag` or `stop` is set, or `seconds` passed."""
-    waits = [asyncio.ensure_future(flag.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
 
 
 # ---- claiming -------------------------------------------------------------------------------

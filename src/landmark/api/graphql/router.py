@@ -100,8 +100,8 @@ async def _run(
     try:
         query, variables, operation_name = _request(body)
         who.require(Permission.READ)
-        reads = request.app.state.reads
-        model, stored = await load_or_store_model(session, who.account_id, reads)
+        reads, versions = request.app.state.reads, request.app.state.model_versions
+        model, stored = await load_or_store_model(session, who.account_id, reads, versions)
         if stored:  # the standard model, stored on first use; mutations may roll back
             await session.commit()
     except BadRequest as error:

@@ -10,7 +10,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from landmark.api.deps import CurrentPrincipal, Session
@@ -585,6 +585,7 @@ async def get_data_model(who: CurrentPrincipal, session: Session) -> dict[str, A
 
 @router.put("/models/dataModel")
 async def put_data_model(
+    request: Request,
     who: CurrentPrincipal,
     session: Session,
     body: Annotated[dict[str, Any], Body()],
@@ -593,4 +594,5 @@ async def put_data_model(
     who.require(Permission.DATA_MODEL)
     model = await metamodel.save_model(session, who, body, force)
     await session.commit()
+    request.app.state.model_versions.changed(who.account_id)  # here at once; others on NOTIFY
     return ok(model.to_json(), "DataModel")
