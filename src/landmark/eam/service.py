@@ -7,6 +7,7 @@ back, and `validate_only` rolls it back after every check passed. The caller com
 """
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -100,15 +101,19 @@ async def update_fact_sheet(
     validate_only: bool = False,
 ) -> FactSheet:
     """Apply `patches` to a fact sheet; `rev`, when given, must be its current revision."""
+
+    async def applied(fs: FactSheet) -> Change:
+        return await _applied(session, who, model, fs, rev, patches, comment)
+
     structural = _structural(model, patches)
     if not (validate_only or structural) and await optimistic.begin(session):
-        written = await _update_values(session, who, model, fact_sheet_id, rev, patches, comment)
+        written = await _update_values(session, who, fact_sheet_id, applied)
         if written is not None:
             return written
         await session.rollback()  # a writer came in between: this write goes the locked way
     async with unit(session, who.account_id, validate_only, structural):
         fs = await load_for_update(session, who.account_id, fact_sheet_id)
-        change = await _applied(session, who, model, fs, rev, patches, comment)
+        change = await applied(fs)
         events = await finish(change)
         result = snapshot(fs) if validate_only else fs
     await _record(change, events, validate_only)
@@ -118,18 +123,14 @@ async def update_fact_sheet(
 async def _update_values(
     session: AsyncSession,
     who: Principal,
-    model: MetaModel,
     fact_sheet_id: uuid.UUID,
-    rev: int | None,
-    patches: list[Patch],
-    comment: str | None,
+    applied: Callable[[FactSheet], Awaitable[Change]],
 ) -> FactSheet | None:
     """`update_fact_sheet` of values only, in autocommit (eam/optimistic.py): applied to the
     row as read, and written if no writer came in between (else None)."""
     fs = await optimistic.load(session, who.account_id, fact_sheet_id)
     read_rev = fs.rev
-    change = await _applied(session, who, model, fs, rev, patches, comment)
-    events = await finish(change)
+    events = await finish(await applied(fs))
     if not events or await optimistic.write(session, who, fs, read_rev, events):
         return fs
     return None
