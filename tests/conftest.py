@@ -125,11 +125,19 @@ class Server:
     def start(self) -> "Server":
         self.thread.start()
         deadline = time.time() + 30
-        while not self.server.started:
+        # On PostgreSQL also until it hears data model changes: requests read no model version
+        # from then on, and the tests that count statements count from then on.
+        while not self.server.started or not self._listening():
             if time.time() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the test server did not start")
             time.sleep(0.02)
         return self
+
+    def _listening(self) -> bool:
+        if not self.settings.resolved_database_url.startswith("postgresql"):
+            return True
+        versions = getattr(self.app.state, "model_versions", None)
+        return versions is not None and versions.listening
 
     def stop(self) -> None:
         self.server.should_exit = True
