@@ -122,6 +122,7 @@ class MetaModel:
                     self._add_side(t, RelationSide(rel, True))
                 if rel.to_type in (None, type_name):
                     self._add_side(t, RelationSide(rel, False))
+        self._relation_names = frozenset(name for _, name in self._sides)
 
     def _add_side(self, t: FactSheetTypeDef, side: RelationSide) -> None:
         self._sides[(t.name, side.name)] = side
@@ -136,8 +137,9 @@ class MetaModel:
         found = {(s.definition.name, s.forward): s for (_, n), s in self._sides.items()}
         return [s for s in found.values() if s.name == relation_name]
 
-    def relation_names(self) -> set[str]:
-        return {name for _, name in self._sides}
+    def relation_names(self) -> frozenset[str]:
+        """Every relation name of every type (computed once: each write asks)."""
+        return self._relation_names
 
     @classmethod
     def from_json(cls, data: dict[str, Any], version: int = 1) -> "MetaModel":

@@ -74,7 +74,7 @@ class Context:
     lean: dict[int, bool] = field(default_factory=dict)  # far_ends_lean by first field node
 
     @cached_property
-    def relation_names(self) -> set[str]:
+    def relation_names(self) -> frozenset[str]:
         return self.model.relation_names()  # type: ignore[no-any-return]
 
     def far_ends_lean(self, relation_fields: list[FieldNode], info: GraphQLResolveInfo) -> bool:
