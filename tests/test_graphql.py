@@ -1014,6 +1014,22 @@ def test_a_value_update_is_one_read_and_one_write_on_postgresql(client, tenant, 
     assert [e["node"]["eventType"] for e in events].count("FACT_SHEET_UPDATED") == 1
 
 
+def test_an_update_to_the_same_values_writes_nothing(client, tenant, server) -> None:
+    """Patches that set what is already there make no revision, no event and no write."""
+    auth = tenant.auth
+    app = create(client, auth, "Application", "Same", patch("replace", "/alias", "a"))
+    patches = [patch("replace", "/alias", "a")]
+    statements = _statements_run(
+        server, client, auth, UPDATE, {"id": app["id"], "patches": patches}
+    )
+    assert not [s for s in statements if "UPDATE" in s], statements
+    assert (
+        ok(client, auth, f'{{ factSheet(id: "{app["id"]}") {{ rev }} }}')["factSheet"]["rev"] == 1
+    )
+    events = ok(client, auth, LOG_EVENTS, {"id": app["id"]})["allLogEvents"]["edges"]
+    assert [e["node"]["eventType"] for e in events] == ["FACT_SHEET_CREATED"]
+
+
 def test_a_value_update_that_loses_the_race_goes_the_locked_way(
     client, tenant, server, monkeypatch
 ) -> None:

@@ -7,9 +7,9 @@ every write (service.py), and then ONE statement writes the row, numbers the wri
 inserts them, on condition that the row is still at the revision that was read. A writer that
 came in between makes the condition fail; the update then goes the locked way, as structural
 ones do (`service.update_fact_sheet`), so that under contention it waits its turn instead of
-retrying. Five round trips (BEGIN, SELECT ... FOR UPDATE, UPDATE,
-events, COMMIT) become two, and the account row is locked only inside PostgreSQL, for the
-statement and its commit, never while this process's event loop is busy elsewhere.
+retrying. Five round trips (BEGIN, SELECT ... FOR NO KEY UPDATE, UPDATE, events, COMMIT) become
+two, and the account row is locked only inside PostgreSQL, for the statement and its commit,
+never while this process's event loop is busy elsewhere.
 """
 
 import uuid
@@ -59,8 +59,12 @@ async def write(
     events: list[tuple[str, str, Any, dict[str, Any]]],
 ) -> bool:
     """The row's changed columns and the events, in one statement, if the row is still at
-    `read_rev`. Either way the fact sheet leaves the session, so that nothing flushes it: when
-    written, the row holds its values; when not, the caller starts over."""
+    `read_rev` (no events: nothing changed, nothing to write). Either way the fact sheet
+    leaves the session, so that nothing flushes it unguarded: when written, the row holds its
+    values; when not, the caller starts over."""
+    if not events:
+        session.expunge(fs)
+        return True
     state: Any = inspect(fs)
     changed = {a.key: a.value for a in state.attrs if a.history.has_changes()}
     params = {f"set_{key}": value for key, value in changed.items()}

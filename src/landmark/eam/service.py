@@ -131,7 +131,7 @@ async def _update_values(
     fs = await optimistic.load(session, who.account_id, fact_sheet_id)
     read_rev = fs.rev
     events = await finish(await applied(fs))
-    if not events or await optimistic.write(session, who, fs, read_rev, events):
+    if await optimistic.write(session, who, fs, read_rev, events):
         return fs
     return None
 
