@@ -5,7 +5,6 @@ import asyncio
 import json
 import re
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import event, select
 
 from conftest import close_connections
+from webhook_helpers import wait_until
 
 URL = "/services/pathfinder/v1/graphql"
 FS = "factSheet { id rev name type status }"
@@ -1118,7 +1118,7 @@ def test_graphql_knows_the_data_model_version_and_sees_a_change_at_once(
     )
     assert response.status_code == 200, response.text
     if _on_postgresql(server):  # forgotten here at once, and heard (as other processes hear it)
-        _wait_until(lambda: versions.epoch >= epoch + 2)
+        wait_until(lambda: versions.epoch >= epoch + 2)
     done = ok(client, auth, UPDATE, {"id": app["id"], "patches": [CLOUD_READY]})
     assert done["updateFactSheet"]["factSheet"]["rev"] == 2
 
@@ -1127,7 +1127,7 @@ def test_a_data_model_change_from_another_process_is_heard(client, tenant, serve
     """Another process changes the data model (its transaction NOTIFYs): this one forgets
     the version it knew and the next requests follow the new model. When the listening
     connection drops, requests read the version again until it is back."""
-    from sqlalchemy import func
+    from sqlalchemy import func, text
 
     from landmark.core.db import asyncpg_dsn
     from landmark.eam.metamodel import CHANNEL
@@ -1147,18 +1147,18 @@ def test_a_data_model_change_from_another_process_is_heard(client, tenant, serve
         await session.execute(select(func.pg_notify(CHANNEL, tenant.slug)))
 
     server.run(change_elsewhere)
-    _wait_until(lambda: versions.epoch > epoch)
+    wait_until(lambda: versions.epoch > epoch)
     done = ok(client, auth, UPDATE, {"id": app["id"], "patches": [CLOUD_READY]})
     assert done["updateFactSheet"]["factSheet"]["rev"] == 2
 
     dsn = asyncpg_dsn(server.settings.resolved_database_url)
     listening = "SELECT array_agg(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%models%'"
-    pids = asyncio.run(_fetchval(dsn, listening))
+    pids = server.run(lambda session: session.scalar(text(listening)))
     assert pids, "the server listens for data model changes"
     asyncio.run(close_connections(dsn, pids))
-    _wait_until(lambda: not versions.listening)
+    wait_until(lambda: not versions.listening)
     assert _model_reads(server, client, auth) == 1
-    _wait_until(lambda: versions.listening)  # reconnected
+    wait_until(lambda: versions.listening)  # reconnected
     ok(client, auth, "{ allTags { totalCount } }")
     assert _model_reads(server, client, auth) == 0
 
@@ -1182,23 +1182,6 @@ def test_known_versions_keep_nothing_read_before_a_change() -> None:
     versions.keep("a", 3, versions.epoch)
     versions.connected(False)
     assert versions.get("a") is None
-
-
-def _wait_until(condition, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-async def _fetchval(dsn: str, query: str) -> Any:
-    import asyncpg
-
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
 
 
 def test_answer_encoding_falls_back_for_integers_beyond_64_bits() -> None:
