@@ -108,6 +108,11 @@ def fact_sheet_id(kind: int, number: int) -> str:
     return str(uuid.UUID(f"{RUN << 4 | kind:08x}{number:024x}"))
 
 
+def page_body(first: int) -> dict[str, Any]:
+    """The measured page's request: PAGE over the tag PAGE_TAG."""
+    return {"query": PAGE, "variables": {"first": first, "tag": fact_sheet_id(3, PAGE_TAG)}}
+
+
 def _statements(d: Dialect) -> list[tuple[str, str]]:
     """(statement, what it writes); parameters :account, :half, :n (per statement)."""
     rows = f"FROM ({d.series}) AS s"
@@ -186,8 +191,7 @@ async def statement_count(env: dict[str, str], token: str, first: int) -> int:
         engine = app.state.engine.sync_engine
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
-            variables = {"first": first, "tag": fact_sheet_id(3, PAGE_TAG)}
-            body = {"query": PAGE, "variables": variables}
+            body = page_body(first)
             headers = {"Authorization": f"Bearer {token}"}
             for _ in range(2):  # warm; the first request on a new inventory stores the
                 # standard data model, whose version the next request then reads once
@@ -225,14 +229,14 @@ async def known_versions(app: Any) -> None:
 
 
 def page_median(base: str, token: str, repeat: int) -> tuple[float, dict[str, Any]]:
-    variables = {"first": 100, "tag": fact_sheet_id(3, PAGE_TAG)}
+    body = page_body(100)
     times, answer = [], {}
     with httpx.Client(
         base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}
     ) as http:
         for i in range(repeat + 3):
             start = time.perf_counter()
-            response = http.post(URL, json={"query": PAGE, "variables": variables})
+            response = http.post(URL, json=body)
             if i >= 3:  # the first requests warm each worker
                 times.append((time.perf_counter() - start) * 1000)  # the whole answer received
             answer = response.json()  # decoding it is the client's time, not the server's
@@ -242,9 +246,7 @@ def page_median(base: str, token: str, repeat: int) -> tuple[float, dict[str, An
 
 def wrk_page_median(base: str, token: str, duration: int) -> float:
     """The same page from wrk over one connection: the median latency it reports (ms)."""
-    body = json.dumps(
-        {"query": PAGE, "variables": {"first": 100, "tag": fact_sheet_id(3, PAGE_TAG)}}
-    )
+    body = json.dumps(page_body(100))
     script = f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
     script += 'wrk.headers["Content-Type"] = "application/json"\n'
     out = wrk_script(script, base + URL, token, duration, connections=1)
