@@ -17,13 +17,12 @@ from graphql import (
 )
 
 # The fields of a fact sheet answered from its lean columns alone (eam/queries.LEAN_COLUMNS):
-# the rest (description, external id, model fields, lifecycle) need the whole row. A fact
+# the rest (description, external id, model fields, lifecycle, times) need the whole row. A fact
 # sheet's relations, tags, subscriptions, documents and comments need only its id.
 LEAN_FIELDS = frozenset(
     {
         "__typename", "id", "name", "displayName", "fullName", "type", "status", "level", "rev",
-        "completion", "createdAt", "updatedAt", "lxState", "tags", "subscriptions", "documents",
-        "comments",
+        "completion", "lxState", "tags", "subscriptions", "documents", "comments",
     }
 )  # fmt: skip
 
