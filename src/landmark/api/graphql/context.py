@@ -4,8 +4,8 @@ Batching is by *lookahead*, not by timing: every fact sheet a request materialis
 `allFactSheets`, the targets of relations, ...) is remembered, and the first time a resolver asks
 for, say, the tags of one of them, the tags of all remembered fact sheets not loaded yet are read
 in one statement. The number of statements therefore depends on the shape of the query, never on
-the number of fact sheets it returns. One lock serialises the request's statements: an
-AsyncSession runs one at a time.
+the number of fact sheets it returns. One lock serialises the request's statements in its
+session (an AsyncSession runs one at a time); reads through `Reads` take a connection each.
 """
 
 import asyncio
@@ -108,11 +108,15 @@ class Context:
         batch: Batch,
         default: Callable[[], Any] = list,
         per_fact_sheet: bool = True,
+        in_session: bool = True,
     ) -> Loader:
-        """The request's loader called `name`, made on first use."""
+        """The request's loader called `name`, made on first use. One whose batch reads
+        through `reads`, not the session (`in_session=False`), has a lock of its own: it may
+        run while the session runs a statement."""
         found = self.loaders.get(name)
         if found is None:
-            found = self.loaders[name] = Loader(self.lock, batch, default, per_fact_sheet)
+            lock = self.lock if in_session else asyncio.Lock()
+            found = self.loaders[name] = Loader(lock, batch, default, per_fact_sheet)
             if per_fact_sheet:
                 found.expect(self._seen_fact_sheets())
         return found

@@ -125,5 +125,5 @@ async def relations(
         ctx.seen((v.other for views in found.values() for v in views), whole=not lean)
         return found
 
-    loader = ctx.loader(relations_loader(side, lean), batch)
+    loader = ctx.loader(relations_loader(side, lean), batch, in_session=False)
     return await loader.load(fact_sheet_id)  # type: ignore[no-any-return]

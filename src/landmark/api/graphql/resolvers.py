@@ -1,7 +1,9 @@
 """The root query fields: `factSheet`, `factSheets`, `allFactSheets`, `allTags`, `allTagGroups`,
 `allLogEvents`. Searching and facets are the domain's (eam/queries.py); this module translates."""
 
+import asyncio
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from graphql import GraphQLResolveInfo
@@ -131,15 +133,17 @@ async def all_fact_sheets(_root: Any, info: GraphQLResolveInfo, **args: Any) -> 
 async def _preload(ctx: Context, info: GraphQLResolveInfo, rows: list[Any]) -> None:
     """Load the tags and relations the query asks of the page's nodes before they resolve: each
     node then answers them without a coroutine (one task each otherwise). The same statements
-    run as when the first node asks (one per field), only earlier."""
+    run as when the first node asks (one per field), only earlier, and together: the tags in
+    the session, the relations each on a connection of `Reads`."""
     if not rows:
         return
     edges = [f for field in info.field_nodes for _, f in fields_of(field.selection_set, info)]
     nodes = [f for _, f in children(edges, "edges", info)]
     asked = children(nodes, "node", info)
     page_types = {fs.type for fs in rows}
+    loads: list[Awaitable[Any]] = []
     if any(f.name.value == "tags" for _, f in asked):
-        await loaders.tags(ctx, rows[0].id)
+        loads.append(loaders.tags(ctx, rows[0].id))
     by_key = group((f for _, f in asked), response_key)  # as the executor merges them
     sides: dict[str, Any] = {}
     for on, f in asked:
@@ -147,8 +151,8 @@ async def _preload(ctx: Context, info: GraphQLResolveInfo, rows: list[Any]) -> N
             if (side := ctx.model.side(type_name, f.name.value)) is not None:
                 lean = ctx.far_ends_lean(by_key[response_key(f)], info)
                 sides[loaders.relations_loader(side, lean)] = (side, lean)
-    for side, lean in sides.values():
-        await loaders.relations(ctx, rows[0].id, side, lean)
+    loads += [loaders.relations(ctx, rows[0].id, side, lean) for side, lean in sides.values()]
+    await asyncio.gather(*loads)
 
 
 async def filter_options(connection: dict[str, Any], info: GraphQLResolveInfo) -> dict[str, Any]:
