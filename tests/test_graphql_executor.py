@@ -1,14 +1,17 @@
-"""The executor's shortcuts (api/graphql/executor.py) answer exactly as graphql-core's own
-executor: values, nulls, errors and their paths, in objects and in lists."""
+"""The executor's plans (api/graphql/executor.py) answer exactly as graphql-core's own
+executor: values, nulls, errors and their paths, in objects, lists and abstract types, with
+resolvers that answer at once, later or not at all."""
 
 import asyncio
 from typing import Any
 
 import pytest
 from graphql import (
+    GraphQLArgument,
     GraphQLField,
     GraphQLID,
     GraphQLInt,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -38,9 +41,29 @@ Part = GraphQLObjectType(
         "weight": computed(GraphQLInt, lambda part: part["weight"]),
     },
 )
+Named = GraphQLInterfaceType(
+    "Named",
+    {"name": GraphQLField(GraphQLString)},
+    resolve_type=lambda value, *_: value.kind if hasattr(value, "kind") else "Item",
+)
+
+
+def _fails(_row: Any, _info: Any) -> str:
+    raise ValueError("no such value")
+
+
+Gadget = GraphQLObjectType(
+    "Gadget",
+    {
+        "name": GraphQLField(GraphQLString),
+        "volts": GraphQLField(GraphQLNonNull(GraphQLInt)),
+        "words": GraphQLField(GraphQLList(GraphQLNonNull(GraphQLString))),
+    },
+    interfaces=[Named],
+)
 Item = GraphQLObjectType(
     "Item",
-    {
+    lambda: {
         "part": GraphQLField(Part),  # an object by the default resolver
         "mainPart": computed(GraphQLNonNull(Part), lambda row: row.part),
         "id": field(GraphQLNonNull(GraphQLID), "key"),
@@ -50,7 +73,16 @@ Item = GraphQLObjectType(
         "shout": GraphQLField(GraphQLString),
         "broken": computed(GraphQLString, lambda row: row.missing),  # raises AttributeError
         "parts": GraphQLField(GraphQLList(Part), resolve=lambda row, _: [row.part, None]),
+        "repeat": GraphQLField(  # a resolver with an argument
+            GraphQLString,
+            args={"times": GraphQLArgument(GraphQLInt)},
+            resolve=lambda row, _, times=2: (row.label or "-") * times,
+        ),
+        "partLater": GraphQLField(Part, resolve=lambda row, _: _later(row.part)),
+        "fails": GraphQLField(GraphQLString, resolve=_fails),
+        "friend": GraphQLField(Named, resolve=lambda row, _: GADGETS[0] if row.size else row),
     },
+    interfaces=[Named],
 )
 
 
@@ -69,9 +101,36 @@ SCHEMA = GraphQLSchema(
             "later": GraphQLField(  # items that are awaitables
                 GraphQLList(Item), resolve=lambda *_: [_later(row) for row in ROWS]
             ),
+            "named": GraphQLField(GraphQLList(Named), resolve=lambda *_: [*ROWS[:3], *GADGETS]),
+            "odd": GraphQLField(GraphQLList(Named), resolve=lambda *_: [GADGETS[0], *ODD]),
         },
-    )
+    ),
+    GraphQLObjectType(
+        "Mutation",
+        {"bump": GraphQLField(GraphQLList(Item), resolve=lambda *_: _bump())},
+    ),
+    types=[Gadget],
 )
+BUMPS: list[int] = []
+
+
+def _bump() -> list[Any]:
+    BUMPS.append(1)
+    return ROWS
+
+
+class Device:
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values, kind="Gadget")
+
+
+GADGETS = [
+    Device(name="radio", volts=9, words=["on", "off"]),
+    Device(name="lamp", volts=None, words=None),  # volts may not be null
+    Device(name="fan", volts=12, words=["on", None]),  # nor may a word
+]
+ODD = [Device(name="part"), Device(name="none")]  # resolve to a type not Named, and to none
+ODD[0].kind, ODD[1].kind = "Part", None
 ROWS = [
     Row(key=1, name="one", size=3, label="a", part={"code": "p1", "weight": 7}),
     Row(key=2, name=None, size="12", label="b", part=None),  # a string that coerces to Int
@@ -116,6 +175,15 @@ async def _awaited(result: Any) -> Any:
         "{ later { size label } }",
         "{ later { name } }",
         "{ items { name parts @include(if: true) { weight } } }",
+        "{ items { repeat a: repeat(times: 3) b: repeat(times: 0) } }",
+        "{ items { id partLater { code } } }",
+        "{ items { id fails name } }",
+        "{ items { friend { __typename name ... on Gadget { volts words } } } }",
+        "{ named { __typename name } }",
+        "{ named { name ... on Gadget { volts } ... on Item { id label } } }",
+        "{ named { ... on Gadget { words } } }",
+        "{ odd { name } }",
+        "query($t: Int) { items { repeat(times: $t) } }",
     ],
 )
 def test_same_answer_as_graphql_core(query: str) -> None:
@@ -130,3 +198,18 @@ def test_the_errors_are_there() -> None:
     messages = [message for message, _ in errors]
     assert any("Int cannot represent" in m for m in messages)
     assert ("Cannot return null for non-nullable field Item.id.", ("items", 3, "id")) in errors
+
+
+def test_variables_reach_the_plans() -> None:
+    query = parse("query($t: Int) { items { repeat(times: $t) } }")
+    result = execute(SCHEMA, query, variable_values={"t": 3}, executor_class=Executor)
+    assert result.data["items"][0] == {"repeat": "aaa"}  # type: ignore[index]
+
+
+def test_a_mutation_runs_once_whatever_its_selection_meets() -> None:
+    """Root fields are never planned: a selection that takes graphql-core's path (an item with
+    a null where none is allowed) does not call the mutation's resolver again."""
+    BUMPS.clear()
+    data, errors = run("mutation { bump { id label } }", Executor)
+    assert BUMPS == [1]
+    assert data["bump"][3] is None and errors

@@ -1,117 +1,145 @@
-"""graphql-core's executor with shortcuts for the commonest fields: those without arguments
-whose value comes straight from their parent (`id`, `name`, a relation's `activeFrom`, its
-`node` and `factSheet`), "plain" fields.
+"""graphql-core's executor with compiled plans for selections whose values are at hand.
 
-A page of 100 fact sheets with their relations completes ~8,000 fields, ~7,000 of them plain.
-The full path builds a `GraphQLResolveInfo` for each, resolves, checks for an awaitable and walks
-the completion rules. The shortcuts:
-- a plain field is read, then a scalar coerced or an object's sub-selection run;
-- an object whose whole selection is plain, down to its leaves (a relation's edge: `node { id
-  activeFrom factSheet { id name type } }`), is answered by a plan compiled once per request
-  and selection: a loop that reads and coerces, no per-field machinery;
-- a list of such objects (a connection's edges) is answered by running the plan on each item.
-Anything unusual (null where the type forbids it, a value that does not coerce, an error, an
-abstract or list type, @defer) takes the full path, which reports it as graphql-core does: the
-values are functions of their parents, so computing them again is safe.
+A page of 100 fact sheets with their relations and tags completes ~8,000 fields. graphql-core's
+full path builds a `GraphQLResolveInfo` for each, resolves, checks for an awaitable and walks
+the completion rules. Most of those values are at hand: attributes of their parents, or what a
+loader read before (resolvers.py preloads a page's tags and relations). So each selection is
+compiled, once per request, into a plan: nested functions that read, resolve and coerce with no
+per-field machinery.
+- A field by the default resolver, or a `computed` one (VALUE_OF: a function of its parent), is
+  read. Another resolver is called with an `info` and arguments made once for its field nodes;
+  an awaitable answer (a loader that has not loaded yet) makes the plan give up.
+- A leaf is coerced, an object runs the plan of its selection, an abstract value (`node` of
+  `BaseFactSheet`) that of the object type it resolves to, a list each item's.
+Anything unusual (an awaitable, null where the type forbids it, a value that does not coerce, an
+error, @defer or @stream, middleware, `is_type_of`, an `async def` resolver, a root field) makes
+the plan give up, and graphql-core's path answers that field, object or list and reports it as
+graphql-core does: values are functions of their parents, so computing them again is safe.
 """
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
-from weakref import WeakKeyDictionary
+from collections.abc import Callable
+from inspect import iscoroutinefunction
+from typing import Any, NoReturn
 
 from graphql import (
+    GraphQLAbstractType,
     GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLSchema,
     Undefined,
+    default_field_resolver,
+    is_abstract_type,
     is_leaf_type,
 )
+from graphql.execution.executor import to_nodes
 from graphql.execution.incremental.incremental_executor import IncrementalExecutor
+from graphql.execution.values import get_argument_values
 
 VALUE_OF = "landmark_value_of"
 """Extension of a field whose resolver needs no `info`: the function source -> raw value."""
 
-
-@dataclass(frozen=True)
-class Plain:
-    """A field the shortcut serves."""
-
-    value_of: Callable[[Any], Any]
-    kind: Any  # the named type: a scalar or enum (`leaf`), else an object type
-    leaf: bool
-    non_null: bool
-    type: GraphQLOutputType  # as declared, for errors
-
-
-Plan = tuple[tuple[str, Plain | None, Any], ...]  # (response name, field, sub-plan or constant)
-_NOT_PLAIN = object()
+Read = Callable[[Any], Any]  # parent -> the field's raw value
+Complete = Callable[[Any], Any]  # raw value (not None) -> completed value
+# How a field is answered: read, complete, may it not be null, is it a leaf (whose coercion
+# may fail by answering None or Undefined).
+FieldPlan = tuple[Read, Complete, bool, bool]
 
 
 class _Unplain(Exception):
-    """A compiled plan met something unusual: graphql-core's path answers instead."""
+    """A plan met something unusual: graphql-core's path answers instead."""
 
 
-def _read(plain: Plain, source: Any) -> Any:
-    """A plain field's value: None, a coerced scalar, or an object's raw value; _Unplain (or
-    the value's own error) where it is unusual."""
-    value = plain.value_of(source)
-    if value is None:
-        if plain.non_null:
-            raise _Unplain
-        return None
-    if value is Undefined:
-        raise _Unplain
-    if not plain.leaf:
-        return value
-    coerced = plain.kind.coerce_output_value(value)
-    if coerced is None or coerced is Undefined:
-        raise _Unplain
-    return coerced
-
-
-def _run(plan: Plan, source: Any) -> dict[str, Any]:
-    out = {}
-    for response_name, plain, sub in plan:
-        if plain is None:  # __typename
-            out[response_name] = sub
-            continue
-        value = _read(plain, source)
-        out[response_name] = _run(sub, value) if sub is not None and value is not None else value
-    return out
-
-
-_plains: "WeakKeyDictionary[GraphQLSchema, dict[tuple[str, str], Any]]" = WeakKeyDictionary()
-
-
-def _default_value(name: str) -> Callable[[Any], Any]:
+def _default_value(name: str) -> Read:
     """graphql-core's default resolver, minus calling a callable (the full path does that)."""
 
-    def value_of(source: Any) -> Any:
+    def read(source: Any) -> Any:
         value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
         return Undefined if callable(value) else value
 
-    return value_of
+    return read
 
 
-def _plain(field: GraphQLField, name: str) -> Plain | None:
-    non_null = isinstance(field.type, GraphQLNonNull)
-    kind: Any = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-    leaf = is_leaf_type(kind)
-    plain_object = isinstance(kind, GraphQLObjectType) and kind.is_type_of is None
-    if field.args or not (leaf or plain_object):
+def _resolved(resolve: Callable[..., Any], info: Any, args: dict[str, Any], awaitable: Any) -> Read:
+    """A field's resolver, called as graphql-core would; gives up on an awaitable answer."""
+
+    def read(source: Any) -> Any:
+        value = resolve(source, info, **args)
+        if awaitable(value):
+            _give_up(value)
+        return value
+
+    return read
+
+
+def _give_up(value: Any) -> NoReturn:
+    """Leave `value` to graphql-core's path; a coroutine is closed unstarted (that path makes
+    its own)."""
+    close = getattr(value, "close", None)
+    if close is not None:
+        close()
+    raise _Unplain
+
+
+def _complete(plan: FieldPlan, value: Any, awaitable: Callable[[Any], bool]) -> Any:
+    """A field's (or list item's) raw value completed by its plan."""
+    _, complete, non_null, leaf = plan
+    if value is None:
+        if non_null:
+            raise _Unplain
         return None
-    value_of = _default_value(name) if field.resolve is None else None
-    value_of = value_of or (field.extensions or {}).get(VALUE_OF)
-    return Plain(value_of, kind, leaf, non_null, field.type) if value_of else None
+    if value is Undefined or (not leaf and awaitable(value)):
+        raise _Unplain
+    completed = complete(value)
+    if leaf and (completed is None or completed is Undefined):
+        raise _Unplain
+    return completed
+
+
+def _object(fields: list[tuple[str, FieldPlan]], awaitable: Callable[[Any], bool]) -> Complete:
+    def run(source: Any) -> dict[str, Any]:
+        return {name: _complete(plan, plan[0](source), awaitable) for name, plan in fields}
+
+    return run
+
+
+def _list(item: FieldPlan, awaitable: Callable[[Any], bool]) -> Complete:
+    def run(values: Any) -> list[Any]:
+        if not isinstance(values, list | tuple):
+            raise _Unplain
+        return [_complete(item, value, awaitable) for value in values]
+
+    return run
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class Executor(IncrementalExecutor):
-    _plain_cache: dict[tuple[str, str], Any] | None = None
-    _plans: dict[int, tuple[Any, Plan | None]] | None = None
+    _plans: dict[tuple[Any, ...], tuple[Any, Any]] | None = None
+
+    # --- where graphql-core's path hands over ---------------------------------------------
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Any,
+        position_context: Any,
+    ) -> Any:
+        if position_context is None and not self._is_root(parent_type):
+            plan = self._field_plan(parent_type, field_details_list)
+            if plan is not None:
+                try:
+                    return _complete(plan, plan[0](source), self.is_awaitable)
+                except Exception:  # noqa: BLE001, S110 - graphql-core's path below reports it
+                    pass
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
 
     def collect_and_execute_subfields(
         self,
@@ -121,12 +149,11 @@ class Executor(IncrementalExecutor):
         result: Any,
         position_context: Any,
     ) -> Any:
-        if position_context is None and not self.middleware_manager:
-            grouped, defers, _ = self.collect_subfields(return_type, field_details_list)
-            plan = None if defers else self._plan(return_type, grouped)
-            if plan is not None:
+        if position_context is None:
+            run = self._object_plan(return_type, field_details_list)
+            if run is not None:
                 try:
-                    return _run(plan, result)
+                    return run(result)
                 except Exception:  # noqa: BLE001, S110 - graphql-core's path below reports it
                     pass
         return super().collect_and_execute_subfields(
@@ -142,129 +169,142 @@ class Executor(IncrementalExecutor):
         result: Any,
         position_context: Any,
     ) -> Any:
-        """A list of objects whose whole selection is plain (a connection's edges, a fact
-        sheet's tags): each item by the plan, in one loop."""
-        plan, non_null = self._list_plan(return_type, field_details_list, position_context)
-        if plan is not None and isinstance(result, list | tuple):
-            try:
-                return [self._item(plan, non_null, item) for item in result]
-            except Exception:  # noqa: BLE001, S110 - graphql-core's path below reports it
-                pass
+        """A list whose field graphql-core resolved (an `async` resolver's, say), completed
+        by its plan."""
+        if position_context is None:
+            key = ("list", id(field_details_list), return_type.of_type)
+            plan = self._memo(key, field_details_list, lambda: self._value_plan(
+                return_type, field_details_list, info
+            ))  # fmt: skip
+            if plan is not None:
+                try:
+                    return plan[1](result)
+                except Exception:  # noqa: BLE001, S110 - graphql-core's path below reports it
+                    pass
         return super().complete_list_value(
             return_type, field_details_list, info, path, result, position_context
         )
 
-    def _item(self, plan: Plan, non_null: bool, item: Any) -> Any:
-        if item is None:
-            if non_null:
-                raise _Unplain
-            return None
-        if self.is_awaitable(item):
-            raise _Unplain
-        return _run(plan, item)
+    # --- compiling ----------------------------------------------------------------------------
 
-    def _list_plan(
-        self, return_type: GraphQLList[Any], field_details_list: Any, position_context: Any
-    ) -> tuple[Plan | None, bool]:
-        """The plan of a list's items, and whether they may not be null; (None, _) where the
-        list takes graphql-core's path (directives such as @stream, middleware, ...)."""
-        item_type = return_type.of_type
-        non_null = isinstance(item_type, GraphQLNonNull)
-        kind = item_type.of_type if non_null else item_type
-        if (
-            position_context is not None
-            or self.middleware_manager
-            or not isinstance(kind, GraphQLObjectType)
-            or kind.is_type_of is not None
-            or any(details.node.directives for details in field_details_list)
-        ):
-            return None, non_null
-        grouped, defers, _ = self.collect_subfields(kind, field_details_list)
-        return (None if defers else self._plan(kind, grouped)), non_null
-
-    def _plan(self, object_type: GraphQLObjectType, grouped: Any) -> Plan | None:
-        """The compiled plan of a selection (memoized like graphql-core's collected fields: by
-        identity, the selection kept alive with it), or None where it is not all plain."""
+    def _memo(self, key: tuple[Any, ...], keep: Any, build: Callable[[], Any]) -> Any:
+        """Plans by the identity of what they were compiled from (kept alive with them, so
+        that an id is not reused), as graphql-core memoizes collected fields."""
         plans = self._plans
         if plans is None:
             plans = self._plans = {}
-        found = plans.get(id(grouped))
+        found = plans.get(key)
         if found is None:
-            found = plans[id(grouped)] = (grouped, self._compile(object_type, grouped))
+            found = plans[key] = (keep, build())
         return found[1]
 
-    def _compile(self, object_type: GraphQLObjectType, grouped: Any) -> Plan | None:
-        plan: list[tuple[str, Plain | None, Any]] = []
+    def _is_root(self, object_type: GraphQLObjectType) -> bool:
+        schema = self.schema
+        return object_type in (schema.query_type, schema.mutation_type, schema.subscription_type)
+
+    def _object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Any:
+        """The plan of an object's selection, or None."""
+        if self.middleware_manager or object_type.is_type_of is not None:
+            return None
+        grouped, defers, _ = self.collect_subfields(object_type, field_details_list)
+        if defers or self._is_root(object_type):
+            return None
+        return self._memo(("object", id(grouped), object_type), grouped, lambda: self._compile(
+            object_type, grouped
+        ))  # fmt: skip
+
+    def _compile(self, object_type: GraphQLObjectType, grouped: Any) -> Complete | None:
+        fields = []
         for response_name, details in grouped.items():
-            name = details[0].node.name.value
-            if name == "__typename":
-                plan.append((response_name, None, object_type.name))
-                continue
-            plain = self._plain_of(object_type, name)
-            if plain is None:
+            plan = self._field_plan(object_type, details)
+            if plan is None:
                 return None
-            sub = None
-            if not plain.leaf:
-                sub_grouped, defers, _ = self.collect_subfields(plain.kind, details)
-                sub = None if defers else self._plan(plain.kind, sub_grouped)
-                if sub is None:
-                    return None
-            plan.append((response_name, plain, sub))
-        return tuple(plan)
+            fields.append((response_name, plan))
+        return _object(fields, self.is_awaitable)
 
-    def _plain_of(self, parent_type: GraphQLObjectType, name: str) -> Plain | None:
-        cache = self._plain_cache
-        if cache is None:  # the schema's, kept as long as the schema
-            cache = self._plain_cache = _plains.setdefault(self.schema, {})
-        key = (parent_type.name, name)
-        found = cache.get(key, _NOT_PLAIN)
-        if found is _NOT_PLAIN:
-            field = self.schema.get_field(parent_type, name)
-            found = cache[key] = _plain(field, name) if field else None
-        return found  # type: ignore[no-any-return]
+    def _field_plan(self, parent_type: GraphQLObjectType, field_details_list: Any) -> Any:
+        """How one field of `parent_type` is answered, or None."""
+        key = ("field", id(field_details_list), parent_type)
+        return self._memo(key, field_details_list, lambda: self._compile_field(
+            parent_type, field_details_list
+        ))  # fmt: skip
 
-    def execute_field(
-        self,
-        parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: Any,
-        path: Any,
-        position_context: Any,
-    ) -> Any:
-        plain = self._plain_of(parent_type, field_details_list[0].node.name.value)
-        if plain is not None and not self.middleware_manager:
-            try:
-                value = _read(plain, source)
-            except Exception:  # noqa: BLE001 - the full path below reports it
-                value = Undefined
-            if value is None or (value is not Undefined and plain.leaf):
-                return value
-            if value is not Undefined:
-                return self._object(plain, value, field_details_list, path, position_context)
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
-        )
+    def _compile_field(self, parent_type: GraphQLObjectType, details: Any) -> FieldPlan | None:
+        name = details[0].node.name.value
+        if name == "__typename":
+            return (lambda _source: parent_type.name), _same, True, False
+        field = self.schema.get_field(parent_type, name)
+        if field is None or self.middleware_manager:
+            return None
+        info = self.build_resolve_info(field, to_nodes(details), parent_type, None)  # type: ignore[arg-type]
+        read = self._reader(field, name, details, info)
+        value = self._value_plan(field.type, details, info) if read is not None else None
+        return (read, *value[1:]) if read is not None and value is not None else None
 
-    def _object(
-        self, plain: Plain, value: Any, field_details_list: Any, path: Any, context: Any
-    ) -> Any:
-        """An object's sub-selection, its errors handled as `execute_field` handles them."""
+    def _reader(self, field: GraphQLField, name: str, details: Any, info: Any) -> Read | None:
+        if field.resolve is None:
+            return _default_value(name) if self.field_resolver is default_field_resolver else None
+        value_of = (field.extensions or {}).get(VALUE_OF)
+        if value_of is not None and not field.args:
+            return value_of  # type: ignore[no-any-return]
+        if iscoroutinefunction(field.resolve):
+            return None  # always awaitable: no plan would ever answer
+        first = details[0]
         try:
-            completed = self.collect_and_execute_subfields(
-                plain.kind, field_details_list, path, value, context
+            args = get_argument_values(
+                field,
+                first.node,
+                self.variable_values,
+                first.fragment_variable_values,
+                self.hide_suggestions,
             )
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, plain.type, field_details_list, path)
+        except Exception:  # noqa: BLE001 - graphql-core's path reports the argument's error
             return None
-        if self.is_awaitable(completed):
-            return self._settled(completed, plain.type, field_details_list, path)
-        return completed
+        return _resolved(field.resolve, info, args, self.is_awaitable)
 
-    async def _settled(
-        self, completed: Awaitable[Any], type_: GraphQLOutputType, details: Any, path: Any
-    ) -> Any:
-        try:
-            return await completed
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, type_, details, path)
+    def _value_plan(self, type_: GraphQLOutputType, details: Any, info: Any) -> FieldPlan | None:
+        """How a value of `type_` is completed (its read left to the caller), or None."""
+        non_null = isinstance(type_, GraphQLNonNull)
+        kind: Any = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+        complete: Complete | None
+        if is_leaf_type(kind):
+            return _same, kind.coerce_output_value, non_null, True
+        if isinstance(kind, GraphQLObjectType):
+            complete = self._object_plan(kind, details)
+        elif isinstance(kind, GraphQLList):
+            item = None if any(d.node.directives for d in details) else (  # @stream
+                self._value_plan(kind.of_type, details, info)
+            )  # fmt: skip
+            complete = _list(item, self.is_awaitable) if item is not None else None
+        elif is_abstract_type(kind) and kind.resolve_type is not None:
+            complete = self._abstract(kind, details, info)
+        else:
+            complete = None
+        return (_same, complete, non_null, False) if complete is not None else None
+
+    def _abstract(self, abstract: GraphQLAbstractType, details: Any, info: Any) -> Complete:
+        """An abstract value: the plan of the object type it resolves to (found on first use,
+        as graphql-core's `complete_abstract_value` finds it)."""
+        resolve_type = abstract.resolve_type
+        by_name: dict[str, Complete | None] = {}
+
+        def run(value: Any) -> Any:
+            name = resolve_type(value, info, abstract)  # type: ignore[misc]
+            if not isinstance(name, str):  # None, or an awaitable: graphql-core's path
+                _give_up(name)
+            if name not in by_name:
+                by_name[name] = self._runtime_plan(abstract, name, details)
+            plan = by_name[name]
+            if plan is None:
+                raise _Unplain
+            return plan(value)
+
+        return run
+
+    def _runtime_plan(self, abstract: GraphQLAbstractType, name: str, details: Any) -> Any:
+        runtime = self.schema.get_type(name)
+        if not isinstance(runtime, GraphQLObjectType):
             return None
+        if not self.schema.is_sub_type(abstract, runtime):
+            return None
+        return self._object_plan(runtime, details)
