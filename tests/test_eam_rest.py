@@ -304,6 +304,20 @@ def test_tags_other_tags_and_single_groups(client, tenant, server) -> None:
     # A second fact sheet reuses "legacy" from Other tags rather than making another.
     again = _create(client, tenant, "Application", "Tagged too", tags=[{"name": "legacy"}])
     assert again["tags"][0]["id"] == fs["tags"][0]["id"]
+    # A tag group's name, and Other tags, as GraphQL facet keys.
+
+    def named(key: str, keys: list[str]) -> list[str]:
+        query = """query($f: FilterInput) { allFactSheets(filter: $f) {
+            edges { node { name } } } }"""
+        facets = {"facetFilters": [{"facetKey": key, "operator": "OR", "keys": keys}]}
+        body = {"query": query, "variables": {"f": facets}}
+        answer = client.post(f"{PF}/graphql", json=body, headers=tenant.auth).json()
+        assert answer["errors"] is None, answer["errors"]
+        return sorted(e["node"]["name"] for e in answer["data"]["allFactSheets"]["edges"])
+
+    assert named("Cloud", [aws]) == ["Tagged"]
+    assert named("Cloud", ["__missing__"]) == ["Box", "Tagged too"]
+    assert named("Other tags", ["__missing__"]) == ["Box"]
 
 
 def test_events_have_increasing_sequence_numbers(client, tenant, server) -> None:

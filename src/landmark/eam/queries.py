@@ -241,6 +241,19 @@ def _subscription_condition(key: str, param: str) -> ColumnElement[bool]:
     return exists().where(*subscribed, Subscription.user_id == by_uuid)
 
 
+def _facet_kind(model: MetaModel, key: str) -> str | None:
+    """What a facet key filters by: `FactSheetTypes`, `lifecycle`, `field`, `relation`,
+    `Subscriptions`, `Tags` or OTHER_TAGS; None for any other key, which can only be a tag
+    group's name (or unknown)."""
+    if key in ("FactSheetTypes", "lifecycle"):
+        return key
+    if _field_condition(model, key, MISSING) is not None:
+        return "field"
+    if _sides(model, key):
+        return "relation"
+    return key if key in ("Subscriptions", "Tags", OTHER_TAGS) else None
+
+
 def _facet_condition(
     account_id: str, model: MetaModel, f: FacetFilter, tag_groups: set[str], postgres: bool
 ) -> Any:
@@ -310,7 +323,9 @@ async def filtered(
         query = query.where(_full_text(full_text.strip()))
     facet_filters = [f for f in facet_filters or () if f.facet_key != skip_facet]
     if facet_filters:
-        groups = await _tag_group_names(session, account_id)
+        # Tag group names are read only when a key may be one (the others are known).
+        maybe_group = any(_facet_kind(model, f.facet_key) is None for f in facet_filters)
+        groups = await _tag_group_names(session, account_id) if maybe_group else set()
         postgres = session.get_bind().dialect.name == "postgresql"
         for f in facet_filters:
             query = query.where(_facet_condition(account_id, model, f, groups, postgres))
