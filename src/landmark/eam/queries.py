@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict, namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -739,75 +740,78 @@ async def _by_fact_sheet(
     return out
 
 
+@dataclass(frozen=True)
+class RelationColumns:
+    """The columns a read of relations takes beyond RELATION_BASE and FAR_BASE: of the
+    relation, and of the fact sheet at the far end (None: all of them). Sorted, so that equal
+    sets are equal keys."""
+
+    relation: tuple[str, ...] = ("active_from", "active_until", "fields", "status")
+    far: tuple[str, ...] | None = None
+
+
+RELATION_BASE = ("id", "from_id", "to_id")  # the near end groups the views
+FAR_BASE = ("id", "type")  # announced to the request; `type` resolves the far end's type
+
+
 async def relations_of_side(
     reads: Reads,
     account_id: str,
     ids: Iterable[uuid.UUID],
     side: RelationSide,
-    lean: bool = False,
+    columns: RelationColumns = RelationColumns(),  # noqa: B008 - frozen
 ) -> dict[uuid.UUID, list[RelationView]]:
     """The active relations of one side (e.g. relApplicationToITComponent from Applications) of
-    each fact sheet, far ends loaded (`lean`: only their LEAN_COLUMNS): one statement on the
-    (account, from|to, type) index.
+    each fact sheet, far ends loaded, of each only `columns`: one statement on the (account,
+    from|to, type) index.
 
     Through `Reads` (core/db.py), rows as named tuples: a page's thousand relations and far
-    ends cost SQLAlchemy's row processing about half of this read's CPU."""
+    ends cost SQLAlchemy's row processing about half of this read's CPU. Each column costs its
+    decoding: asyncpg makes a `datetime` by arithmetic in Python, a JSON document through a
+    Python call, so a page reads only what its query shows."""
     ids = list(set(ids))
     out: dict[uuid.UUID, list[RelationView]] = defaultdict(list)
     if not ids:
         return out
     params = {"account_id": account_id, "ids": ids, "type": side.definition.name, "active": ACTIVE}
-    split, far_row = len(RelationRow._fields), LeanFactSheetRow if lean else FactSheetRow
-    for row in await reads.all(_relations_statement(reads, side.forward, lean), params):
-        relation, target = RelationRow(*row[:split]), far_row(*row[split:])
+    relation_row = _row_type(Relation, (*RELATION_BASE, *columns.relation))
+    far_row = _row_type(FactSheet, (*FAR_BASE, *columns.far) if columns.far is not None else None)
+    split = len(relation_row._fields)
+    for row in await reads.all(_relations_statement(reads, side.forward, columns), params):
+        relation, target = relation_row(*row[:split]), far_row(*row[split:])
         mine = relation.from_id if side.forward else relation.to_id
         out[mine].append(RelationView(relation, side.name, mine, target))
     return out
 
 
-def _row_type(entity: Any, keys: Iterable[str] | None = None) -> Any:
+@cache
+def _row_type(entity: Any, keys: tuple[str, ...] | None = None) -> Any:
     """A named tuple of the columns `keys` (default: all) of `entity`, by the ORM's names."""
     mapper = inspect(entity).mapper
-    keys = keys or [c.key for c in mapper.column_attrs]
+    keys = keys or tuple(c.key for c in mapper.column_attrs)
     return namedtuple(f"{mapper.class_.__name__}Row", keys)
 
 
-# A fact sheet's columns but its long texts, JSON and times: what a relation's far end usually
-# shows. Times are left out for their cost: asyncpg makes each a datetime by arithmetic in
-# Python, and the five of a relation and its far end took over a third of a page's read.
-LEAN_COLUMNS = (
-    "id", "account_id", "type", "name", "display_name", "full_name", "status", "level",
-    "parent_id", "rev", "completion",
-)  # fmt: skip
-# A relation's columns that a view shows (GraphQL's relation fields).
-RELATION_COLUMNS = (
-    "id",
-    "type",
-    "from_id",
-    "to_id",
-    "active_from",
-    "active_until",
-    "fields",
-    "status",
-)
-RelationRow = _row_type(Relation, RELATION_COLUMNS)
-FactSheetRow = _row_type(FactSheet)
-LeanFactSheetRow = _row_type(FactSheet, LEAN_COLUMNS)
-_relation_statements: dict[tuple[bool, bool, bool], Select[Any]] = {}
+_relation_statements: dict[tuple[bool, bool, RelationColumns], Select[Any]] = {}
 
 
-def _relations_statement(reads: Reads, forward: bool, lean: bool) -> Select[Any]:
-    """One statement per direction, far end columns (and database), built once: `Reads`
-    compiles it once."""
-    key = (reads.dsn is None, forward, lean)
+def _relations_statement(reads: Reads, forward: bool, columns: RelationColumns) -> Select[Any]:
+    """One statement per direction, columns (and database), built once: `Reads` compiles it
+    once. The queries a client sends are few, so are their column sets."""
+    key = (reads.dsn is None, forward, columns)
     found = _relation_statements.get(key)
     if found is None:
         near, far = (
             (Relation.from_id, Relation.to_id) if forward else (Relation.to_id, Relation.from_id)
         )
-        far_columns = [getattr(FAR, k) for k in LEAN_COLUMNS] if lean else plain(FAR).exprs
+        mine = [getattr(Relation, k) for k in (*RELATION_BASE, *columns.relation)]
+        theirs = (
+            [getattr(FAR, k) for k in (*FAR_BASE, *columns.far)]
+            if columns.far is not None
+            else plain(FAR).exprs
+        )
         found = _relation_statements[key] = (
-            select(*(getattr(Relation, k) for k in RELATION_COLUMNS), *far_columns)
+            select(*mine, *theirs)
             .join(FAR, and_(FAR.id == far, FAR.account_id == bindparam("account_id")))
             .where(Relation.account_id == bindparam("account_id"), reads.one_of(near, "ids"))
             .where(Relation.type == bindparam("type"), Relation.status == bindparam("active"))

@@ -10,7 +10,7 @@ session (an AsyncSession runs one at a time); reads through `Reads` take a conne
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -20,8 +20,9 @@ from graphql import FieldNode, GraphQLResolveInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from landmark.api.graphql.lookahead import far_ends_lean
+from landmark.api.graphql.lookahead import relation_columns
 from landmark.core.db import Reads
+from landmark.eam.queries import RelationColumns
 from landmark.identity.authn import Principal
 from landmark.identity.models import User
 
@@ -69,21 +70,23 @@ class Context:
     model: Any  # landmark.eam.metamodel.MetaModel
     reads: Reads  # the busiest reads, off the ORM (core/db.py)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    loaders: dict[str, Loader] = field(default_factory=dict)
+    loaders: dict[Hashable, Loader] = field(default_factory=dict)
     fact_sheet_ids: dict[UUID, None] = field(default_factory=dict)  # every one seen, in order
-    lean: dict[int, bool] = field(default_factory=dict)  # far_ends_lean by first field node
+    columns: dict[int, RelationColumns] = field(default_factory=dict)  # by first field node
 
     @cached_property
     def relation_names(self) -> frozenset[str]:
         return self.model.relation_names()  # type: ignore[no-any-return]
 
-    def far_ends_lean(self, relation_fields: list[FieldNode], info: GraphQLResolveInfo) -> bool:
-        """Whether the far ends of these (merged) relation fields can be read lean
-        (lookahead.py); decided once per field and request."""
+    def relation_columns(
+        self, relation_fields: list[FieldNode], info: GraphQLResolveInfo
+    ) -> RelationColumns:
+        """The columns these (merged) relation fields read (lookahead.py); decided once per
+        field and request."""
         key = id(relation_fields[0])
-        found = self.lean.get(key)
+        found = self.columns.get(key)
         if found is None:
-            found = self.lean[key] = far_ends_lean(relation_fields, info, self.relation_names)
+            found = self.columns[key] = relation_columns(relation_fields, info, self.relation_names)
         return found
 
     @property
@@ -104,7 +107,7 @@ class Context:
 
     def loader(
         self,
-        name: str,
+        name: Hashable,
         batch: Batch,
         default: Callable[[], Any] = list,
         per_fact_sheet: bool = True,
@@ -121,7 +124,7 @@ class Context:
                 found.expect(self._seen_fact_sheets())
         return found
 
-    def loaded(self, name: str, key: Any) -> Any:
+    def loaded(self, name: Hashable, key: Any) -> Any:
         """The value loader `name` already holds for `key`, else MISSING: a resolver then
         answers without a coroutine (graphql-core gathers those in a task each)."""
         found = self.loaders.get(name)
@@ -132,8 +135,9 @@ class Context:
 
     def seen(self, fact_sheets: Iterable[Any], whole: bool = True) -> list[Any]:
         """Remember fact sheets the response will show, so that their details load together.
-        `whole`: rows of every column, which later asks for the same fact sheet may use; lean
-        rows (queries.LEAN_COLUMNS) only announce their ids."""
+        `whole`: rows of every column, which later asks for the same fact sheet may use; rows
+        of some columns (a relation's far ends: queries.RelationColumns) only announce their
+        ids."""
         rows = [fs for fs in fact_sheets if fs is not None]
         if whole:
             sheets = self.fact_sheet_loader()

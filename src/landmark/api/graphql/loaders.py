@@ -4,6 +4,7 @@ Rows that arrive with a companion (a tag with its group, a subscription with its
 a private attribute, so that the nested field needs no statement of its own.
 """
 
+from collections.abc import Hashable
 from typing import Any
 from uuid import UUID
 
@@ -19,9 +20,9 @@ USER = "_lx_user"  # the subscription's user, loaded with it
 TAGS = "tags"  # the loader of fact sheets' tags
 
 
-def relations_loader(side: RelationSide, lean: bool) -> str:
-    """The name of the loader of one relation side (far ends lean or whole)."""
-    return f"rel:{side.definition.name}:{side.forward}:{'lean' if lean else 'whole'}"
+def relations_loader(side: RelationSide, columns: queries.RelationColumns) -> Hashable:
+    """The name of the loader of one relation side read with `columns`."""
+    return ("relations", side.definition.name, side.forward, columns)
 
 
 async def tags(ctx: Context, fact_sheet_id: UUID) -> list[Tag]:
@@ -115,15 +116,16 @@ async def comments(ctx: Context, fact_sheet_id: UUID) -> list[Comment]:
 
 
 async def relations(
-    ctx: Context, fact_sheet_id: UUID, side: RelationSide, lean: bool
+    ctx: Context, fact_sheet_id: UUID, side: RelationSide, columns: queries.RelationColumns
 ) -> list[queries.RelationView]:
-    """The active relations of one side (name) of a fact sheet, with the far ends loaded: only
-    their lean columns when `lean` (Context.far_ends_lean)."""
+    """The active relations of one side (name) of a fact sheet, with the far ends loaded, of
+    each the `columns` the query reads (Context.relation_columns)."""
 
     async def batch(ids: list[UUID]) -> dict[UUID, list[queries.RelationView]]:
-        found = await queries.relations_of_side(ctx.reads, ctx.account_id, ids, side, lean)
-        ctx.seen((v.other for views in found.values() for v in views), whole=not lean)
+        found = await queries.relations_of_side(ctx.reads, ctx.account_id, ids, side, columns)
+        whole = columns.far is None
+        ctx.seen((v.other for views in found.values() for v in views), whole=whole)
         return found
 
-    loader = ctx.loader(relations_loader(side, lean), batch, in_session=False)
+    loader = ctx.loader(relations_loader(side, columns), batch, in_session=False)
     return await loader.load(fact_sheet_id)  # type: ignore[no-any-return]

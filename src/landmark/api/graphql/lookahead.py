@@ -16,15 +16,25 @@ from graphql import (
     SelectionSetNode,
 )
 
-# The fields of a fact sheet answered from its lean columns alone (eam/queries.LEAN_COLUMNS):
-# the rest (description, external id, model fields, lifecycle, times) need the whole row. A fact
-# sheet's relations, tags, subscriptions, documents and comments need only its id.
-LEAN_FIELDS = frozenset(
-    {
-        "__typename", "id", "name", "displayName", "fullName", "type", "status", "level", "rev",
-        "completion", "lxState", "tags", "subscriptions", "documents", "comments",
-    }
-)  # fmt: skip
+from landmark.eam.queries import RelationColumns
+
+# What each field of a relation (`edges { node { ... } }`) reads of the relation's row beyond
+# its id and ends (eam/queries.RELATION_BASE); any other field (description, the model's
+# relation fields) reads `fields`.
+RELATION_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "__typename": (), "id": (), "type": (), "factSheet": (), "activeFrom": ("active_from",),
+    "activeUntil": ("active_until",), "status": ("status",),
+}  # fmt: skip
+# What each field of a fact sheet at a relation's far end reads of its row beyond its id and
+# type (eam/queries.FAR_BASE); any other field (description, external id, model fields,
+# lifecycle, times) reads the whole row. Its tags, subscriptions, documents, comments and
+# relations need only its id.
+FAR_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "__typename": (), "id": (), "type": (), "name": ("name",), "displayName": ("display_name",),
+    "fullName": ("full_name",), "status": ("status",), "level": ("level",), "rev": ("rev",),
+    "completion": ("completion",), "lxState": (), "tags": (), "subscriptions": (),
+    "documents": (), "comments": (),
+}  # fmt: skip
 
 
 def fields_of(
@@ -59,15 +69,16 @@ def response_key(field: FieldNode) -> str:
     return (field.alias or field.name).value
 
 
-def far_ends_lean(
+def relation_columns(
     relation_fields: Iterable[FieldNode], info: GraphQLResolveInfo, relations: Any
-) -> bool:
-    """Whether the far ends of a relation connection (`edges { node { factSheet { ... } } }`)
-    are asked only fields answered from lean columns, or relations (names in `relations`)."""
+) -> RelationColumns:
+    """The columns a relation connection's fields (`edges { node { ... factSheet { ... } } }`)
+    read of the relations and their far ends (relation names in `relations` need only ids)."""
     edges = [f for field in relation_fields for _, f in fields_of(field.selection_set, info)]
     nodes = [f for _, f in children(edges, "edges", info)]
-    far = [f for _, f in children(nodes, "node", info)]
-    return all(
-        f.name.value in LEAN_FIELDS or f.name.value in relations
-        for _, f in children(far, "factSheet", info)
-    )
+    asked = [f for _, f in children(nodes, "node", info)]
+    mine = {c for f in asked for c in RELATION_FIELD_COLUMNS.get(f.name.value, ("fields",))}
+    far = [f.name.value for _, f in children(asked, "factSheet", info)]
+    needed = [FAR_FIELD_COLUMNS.get(name) for name in far if name not in relations]
+    theirs = None if None in needed else tuple(sorted({c for cs in needed if cs for c in cs}))
+    return RelationColumns(tuple(sorted(mine)), theirs)

@@ -3,7 +3,7 @@
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from typing import Any
 
 from graphql import GraphQLResolveInfo
@@ -145,13 +145,13 @@ async def _preload(ctx: Context, info: GraphQLResolveInfo, rows: list[Any]) -> N
     if any(f.name.value == "tags" for _, f in asked):
         loads.append(loaders.tags(ctx, rows[0].id))
     by_key = group((f for _, f in asked), response_key)  # as the executor merges them
-    sides: dict[str, Any] = {}
+    sides: dict[Hashable, Any] = {}
     for on, f in asked:
         for type_name in {on} & page_types if on in ctx.model.types else page_types:
             if (side := ctx.model.side(type_name, f.name.value)) is not None:
-                lean = ctx.far_ends_lean(by_key[response_key(f)], info)
-                sides[loaders.relations_loader(side, lean)] = (side, lean)
-    loads += [loaders.relations(ctx, rows[0].id, side, lean) for side, lean in sides.values()]
+                columns = ctx.relation_columns(by_key[response_key(f)], info)
+                sides[loaders.relations_loader(side, columns)] = (side, columns)
+    loads += [loaders.relations(ctx, rows[0].id, side, cols) for side, cols in sides.values()]
     await asyncio.gather(*loads)
 
 

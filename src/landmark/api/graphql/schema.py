@@ -191,16 +191,16 @@ class Builder:
         conn = self.relation_types.get(type_name + "Connection") or connection(node)
         self.relation_types[type_name + "Connection"] = conn
 
-        names = {lean: loaders.relations_loader(side, lean) for lean in (False, True)}
-
-        async def load(ctx: Context, fs_id: Any, first: int | None, lean: bool) -> Any:
-            return first_of(await loaders.relations(ctx, fs_id, side, lean), first)
+        async def load(ctx: Context, fs_id: Any, first: int | None, columns: Any) -> Any:
+            return first_of(await loaders.relations(ctx, fs_id, side, columns), first)
 
         def resolve(fs: Any, info: GraphQLResolveInfo, first: int | None = None, **_: Any) -> Any:
             ctx: Context = info.context
-            lean = ctx.far_ends_lean(info.field_nodes, info)
-            found = ctx.loaded(names[lean], fs.id)
-            return load(ctx, fs.id, first, lean) if found is MISSING else first_of(found, first)
+            columns = ctx.relation_columns(info.field_nodes, info)
+            found = ctx.loaded(loaders.relations_loader(side, columns), fs.id)
+            if found is MISSING:
+                return load(ctx, fs.id, first, columns)
+            return first_of(found, first)
 
         return GraphQLField(conn, args=PAGE_ARGS, resolve=resolve)
 
