@@ -137,6 +137,20 @@ def _list(item: Finish) -> Finish:
     return run
 
 
+_GAVE_UP = object()
+
+
+def _attempt(plan: Finish | None, value: Any) -> Any:
+    """`plan` run on `value`; _GAVE_UP where there is no plan or it gave up (graphql-core's
+    path then answers, and reports what made the plan give up)."""
+    if plan is None:
+        return _GAVE_UP
+    try:
+        return plan(value)
+    except Exception:  # noqa: BLE001
+        return _GAVE_UP
+
+
 class Executor(IncrementalExecutor):
     _plans: dict[tuple[Any, ...], tuple[Any, Any]] | None = None
 
@@ -151,12 +165,9 @@ class Executor(IncrementalExecutor):
         position_context: Any,
     ) -> Any:
         if position_context is None and not self._is_root(parent_type):
-            plan = self._field_plan(parent_type, field_details_list)
-            if plan is not None:
-                try:
-                    return plan(source)
-                except Exception:  # noqa: BLE001, S110 - graphql-core's path below reports it
-                    pass
+            answer = _attempt(self._field_plan(parent_type, field_details_list), source)
+            if answer is not _GAVE_UP:
+                return answer
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
@@ -170,12 +181,9 @@ class Executor(IncrementalExecutor):
         position_context: Any,
     ) -> Any:
         if position_context is None:
-            run = self._object_plan(return_type, field_details_list)
-            if run is not None:
-                try:
-                    return run(result)
-                except Exception:  # noqa: BLE001, S110 - graphql-core's path below reports it
-                    pass
+            answer = _attempt(self._object_plan(return_type, field_details_list), result)
+            if answer is not _GAVE_UP:
+                return answer
         return super().collect_and_execute_subfields(
             return_type, field_details_list, path, result, position_context
         )
@@ -196,11 +204,9 @@ class Executor(IncrementalExecutor):
             plan = self._memo(key, field_details_list, lambda: self._value_plan(
                 return_type, field_details_list, info
             ))  # fmt: skip
-            if plan is not None:
-                try:
-                    return plan(result)
-                except Exception:  # noqa: BLE001, S110 - graphql-core's path below reports it
-                    pass
+            answer = _attempt(plan, result)
+            if answer is not _GAVE_UP:
+                return answer
         return super().complete_list_value(
             return_type, field_details_list, info, path, result, position_context
         )
