@@ -944,6 +944,29 @@ def test_relations_read_the_columns_asked_and_answer_as_whole(client, tenant, se
     )
 
 
+def test_a_page_reads_the_columns_its_nodes_show(client, tenant, server) -> None:
+    """allFactSheets reads of its fact sheets the columns its nodes' fields need (as relations'
+    far ends); a field of another column reads whole rows; the answers are the same."""
+    auth = tenant.auth
+    create(client, auth, "Application", "Ledger", patch("replace", "/description", "Books"))
+    page = "{ allFactSheets { edges { node { FIELDS } } } }"
+    few = page.replace("FIELDS", "id name rev tags { name } ... on Application { alias }")
+    statements = _statements_run(server, client, auth, page.replace("FIELDS", "id name rev"))
+    (search,) = [s for s in statements if "count(*)" in s]
+    assert "eam_fact_sheets.rev" in search and "eam_fact_sheets.description" not in search, search
+    statements = _statements_run(server, client, auth, few)
+    (search,) = [s for s in statements if "count(*)" in s]
+    assert "eam_fact_sheets.description" in search, search  # alias: a model field, whole rows
+    lean = ok(client, auth, page.replace("FIELDS", "__typename id name type rev status level"))
+    whole = ok(client, auth, page.replace("FIELDS", "__typename id name type rev status level "
+                                           "description"))  # fmt: skip
+    nodes = [e["node"] for e in whole["allFactSheets"]["edges"]]
+    assert nodes[0]["description"] == "Books"
+    assert lean["allFactSheets"]["edges"] == [
+        {"node": {k: v for k, v in n.items() if k != "description"}} for n in nodes
+    ]
+
+
 def test_aliased_updates_each_read_their_result(client, tenant) -> None:
     auth = tenant.auth
     itc = create(client, auth, "ITComponent", "Disk")

@@ -91,19 +91,22 @@ class FacetFilter:
     date_filter: DateFilter | None = None
 
 
-def plain(entity: Any) -> Bundle[Any]:
-    """Every column of `entity` as one read-only row with the ORM's attribute names. Pages read
-    many rows that nothing changes: rows are much cheaper to build than ORM objects. Made once
-    per entity (pass module-level aliases, as FAR)."""
-    found = _bundles.get(entity)
+def plain(entity: Any, keys: tuple[str, ...] | None = None) -> Bundle[Any]:
+    """The columns `keys` (default: every column) of `entity` as one read-only row with the
+    ORM's attribute names. Pages read many rows that nothing changes: rows are much cheaper to
+    build than ORM objects. Made once per entity and keys (pass module-level aliases, as
+    FAR)."""
+    found = _bundles.get((entity, keys))
     if found is None:
         mapper = inspect(entity).mapper
-        columns = [getattr(entity, c.key) for c in mapper.column_attrs]
-        found = _bundles[entity] = Bundle(mapper.class_.__name__, *columns)
+        names = keys or tuple(c.key for c in mapper.column_attrs)
+        columns = [getattr(entity, k) for k in names]
+        found = _bundles[(entity, keys)] = Bundle(mapper.class_.__name__, *columns)
     return found
 
 
-_bundles: dict[Any, Bundle[Any]] = {}
+_bundles: dict[tuple[Any, tuple[str, ...] | None], Bundle[Any]] = {}
+FACT_SHEET_BASE = ("id", "type")  # read of every fact sheet: its id, and its type (GraphQL's)
 FAR = aliased(FactSheet, name="far")  # the far ends of relations
 
 
@@ -385,11 +388,13 @@ async def search(
     first: int = 40,
     after: str | None = None,
     sort: list[tuple[str, bool]] | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> SearchPage:
     """One page of matching fact sheets, their total, and the cursor of the page's end.
 
     Cursors are opaque offsets (forward only, like LeanIX: pagination is live). `sort` is a list
-    of (key, descending); default displayName ascending, then the id.
+    of (key, descending); default displayName ascending, then the id. Rows hold `columns`
+    beyond FACT_SHEET_BASE (default: all).
 
     One statement: the matches are collected narrow (id and sort keys), counted and sorted; only
     the page's rows are then read whole. Sorting thousands of whole rows to keep 100 cost more
@@ -418,7 +423,7 @@ async def search(
     )
     total = select(func.count()).select_from(matches).scalar_subquery()
     statement = (
-        select(plain(FactSheet), total.label("total"))
+        select(plain(FactSheet, _with_base(columns)), total.label("total"))
         .join(page, page.c.id == FactSheet.id)
         .order_by(*_ordered(page, keys), page.c.id)
     )
@@ -740,9 +745,13 @@ async def _by_fact_sheet(
     return out
 
 
+def _with_base(columns: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return (*FACT_SHEET_BASE, *columns) if columns is not None else None
+
+
 @dataclass(frozen=True)
 class RelationColumns:
-    """The columns a read of relations takes beyond RELATION_BASE and FAR_BASE: of the
+    """The columns a read of relations takes beyond RELATION_BASE and FACT_SHEET_BASE: of the
     relation, and of the fact sheet at the far end (None: all of them). Sorted, so that equal
     sets are equal keys."""
 
@@ -751,7 +760,6 @@ class RelationColumns:
 
 
 RELATION_BASE = ("id", "from_id", "to_id")  # the near end groups the views
-FAR_BASE = ("id", "type")  # announced to the request; `type` resolves the far end's type
 
 
 async def relations_of_side(
@@ -775,7 +783,7 @@ async def relations_of_side(
         return out
     params = {"account_id": account_id, "ids": ids, "type": side.definition.name, "active": ACTIVE}
     relation_row = _row_type(Relation, (*RELATION_BASE, *columns.relation))
-    far_row = _row_type(FactSheet, (*FAR_BASE, *columns.far) if columns.far is not None else None)
+    far_row = _row_type(FactSheet, _with_base(columns.far))
     split = len(relation_row._fields)
     for row in await reads.all(_relations_statement(reads, side.forward, columns), params):
         relation, target = relation_row(*row[:split]), far_row(*row[split:])
@@ -805,11 +813,7 @@ def _relations_statement(reads: Reads, forward: bool, columns: RelationColumns) 
             (Relation.from_id, Relation.to_id) if forward else (Relation.to_id, Relation.from_id)
         )
         mine = [getattr(Relation, k) for k in (*RELATION_BASE, *columns.relation)]
-        theirs = (
-            [getattr(FAR, k) for k in (*FAR_BASE, *columns.far)]
-            if columns.far is not None
-            else plain(FAR).exprs
-        )
+        theirs = plain(FAR, _with_base(columns.far)).exprs
         found = _relation_statements[key] = (
             select(*mine, *theirs)
             .join(FAR, and_(FAR.id == far, FAR.account_id == bindparam("account_id")))

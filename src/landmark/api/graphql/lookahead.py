@@ -25,11 +25,11 @@ RELATION_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "__typename": (), "id": (), "type": (), "factSheet": (), "activeFrom": ("active_from",),
     "activeUntil": ("active_until",), "status": ("status",),
 }  # fmt: skip
-# What each field of a fact sheet at a relation's far end reads of its row beyond its id and
-# type (eam/queries.FAR_BASE); any other field (description, external id, model fields,
+# What each field of a fact sheet reads of its row beyond its id and type
+# (eam/queries.FACT_SHEET_BASE); any other field (description, external id, model fields,
 # lifecycle, times) reads the whole row. Its tags, subscriptions, documents, comments and
 # relations need only its id.
-FAR_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+FACT_SHEET_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "__typename": (), "id": (), "type": (), "name": ("name",), "displayName": ("display_name",),
     "fullName": ("full_name",), "status": ("status",), "level": ("level",), "rev": ("rev",),
     "completion": ("completion",), "lxState": (), "tags": (), "subscriptions": (),
@@ -78,7 +78,23 @@ def relation_columns(
     nodes = [f for _, f in children(edges, "edges", info)]
     asked = [f for _, f in children(nodes, "node", info)]
     mine = {c for f in asked for c in RELATION_FIELD_COLUMNS.get(f.name.value, ("fields",))}
-    far = [f.name.value for _, f in children(asked, "factSheet", info)]
-    needed = [FAR_FIELD_COLUMNS.get(name) for name in far if name not in relations]
-    theirs = None if None in needed else tuple(sorted({c for cs in needed if cs for c in cs}))
-    return RelationColumns(tuple(sorted(mine)), theirs)
+    far = [f for _, f in children(asked, "factSheet", info)]
+    return RelationColumns(tuple(sorted(mine)), fact_sheet_columns(far, relations))
+
+
+def page_columns(
+    page_fields: Iterable[FieldNode], info: GraphQLResolveInfo, relations: Any
+) -> tuple[str, ...] | None:
+    """The columns of a page's fact sheets (`edges { node { ... } }`) its query reads; None:
+    whole rows."""
+    edges = [f for field in page_fields for _, f in fields_of(field.selection_set, info)]
+    nodes = [f for _, f in children(edges, "edges", info)]
+    return fact_sheet_columns([f for _, f in children(nodes, "node", info)], relations)
+
+
+def fact_sheet_columns(fields: list[FieldNode], relations: Any) -> tuple[str, ...] | None:
+    """The columns these fields of fact sheets read (relation names in `relations` need only
+    ids); None: whole rows."""
+    names = [f.name.value for f in fields if f.name.value not in relations]
+    needed = [FACT_SHEET_FIELD_COLUMNS.get(name) for name in names]
+    return None if None in needed else tuple(sorted({c for cs in needed if cs for c in cs}))

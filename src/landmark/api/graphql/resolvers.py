@@ -13,7 +13,7 @@ from landmark.api.graphql import loaders
 from landmark.api.graphql.common import as_connection
 from landmark.api.graphql.context import Context, group
 from landmark.api.graphql.limits import MAX_IDS, LimitExceeded, check_first
-from landmark.api.graphql.lookahead import children, fields_of, response_key
+from landmark.api.graphql.lookahead import children, fields_of, page_columns, response_key
 from landmark.core.errors import InvalidParameter, NotFound
 from landmark.core.events import Event
 from landmark.eam import queries
@@ -116,14 +116,16 @@ async def all_fact_sheets(_root: Any, info: GraphQLResolveInfo, **args: Any) -> 
     ctx: Context = info.context
     first = check_first(args.get("first"))
     search = _search_args(args)
+    columns = page_columns(info.field_nodes, info, ctx.relation_names)
 
     async def page() -> Any:
         return await queries.search(
-            ctx.session, ctx.account_id, ctx.model, first=first, after=args.get("after"), **search
-        )
+            ctx.session, ctx.account_id, ctx.model, first=first, after=args.get("after"),
+            columns=columns, **search,
+        )  # fmt: skip
 
     found = await ctx.run(page)
-    rows = ctx.seen(found.rows)
+    rows = ctx.seen(found.rows, whole=columns is None)
     await _preload(ctx, info, rows)
     result = as_connection(rows, found.total, found.end_cursor, found.has_next)
     result["search"] = search  # for filterOptions
