@@ -69,14 +69,22 @@ def response_key(field: FieldNode) -> str:
     return (field.alias or field.name).value
 
 
+def connection_nodes(
+    fields: Iterable[FieldNode], info: GraphQLResolveInfo
+) -> list[tuple[str | None, FieldNode]]:
+    """(type condition, field) of what connection fields ask of their nodes (`edges { node {
+    ... } }`)."""
+    edges = [f for field in fields for _, f in fields_of(field.selection_set, info)]
+    nodes = [f for _, f in children(edges, "edges", info)]
+    return children(nodes, "node", info)
+
+
 def relation_columns(
     relation_fields: Iterable[FieldNode], info: GraphQLResolveInfo, relations: Any
 ) -> RelationColumns:
     """The columns a relation connection's fields (`edges { node { ... factSheet { ... } } }`)
     read of the relations and their far ends (relation names in `relations` need only ids)."""
-    edges = [f for field in relation_fields for _, f in fields_of(field.selection_set, info)]
-    nodes = [f for _, f in children(edges, "edges", info)]
-    asked = [f for _, f in children(nodes, "node", info)]
+    asked = [f for _, f in connection_nodes(relation_fields, info)]
     mine = {c for f in asked for c in RELATION_FIELD_COLUMNS.get(f.name.value, ("fields",))}
     far = [f for _, f in children(asked, "factSheet", info)]
     return RelationColumns(tuple(sorted(mine)), fact_sheet_columns(far, relations))
@@ -87,9 +95,7 @@ def page_columns(
 ) -> tuple[str, ...] | None:
     """The columns of a page's fact sheets (`edges { node { ... } }`) its query reads; None:
     whole rows."""
-    edges = [f for field in page_fields for _, f in fields_of(field.selection_set, info)]
-    nodes = [f for _, f in children(edges, "edges", info)]
-    return fact_sheet_columns([f for _, f in children(nodes, "node", info)], relations)
+    return fact_sheet_columns([f for _, f in connection_nodes(page_fields, info)], relations)
 
 
 def fact_sheet_columns(fields: list[FieldNode], relations: Any) -> tuple[str, ...] | None:

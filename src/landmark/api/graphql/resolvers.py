@@ -13,7 +13,7 @@ from landmark.api.graphql import loaders
 from landmark.api.graphql.common import as_connection
 from landmark.api.graphql.context import Context, group
 from landmark.api.graphql.limits import MAX_IDS, LimitExceeded, check_first
-from landmark.api.graphql.lookahead import children, fields_of, page_columns, response_key
+from landmark.api.graphql.lookahead import connection_nodes, page_columns, response_key
 from landmark.core.errors import InvalidParameter, NotFound
 from landmark.core.events import Event
 from landmark.eam import queries
@@ -139,9 +139,7 @@ async def _preload(ctx: Context, info: GraphQLResolveInfo, rows: list[Any]) -> N
     the session, the relations each on a connection of `Reads`."""
     if not rows:
         return
-    edges = [f for field in info.field_nodes for _, f in fields_of(field.selection_set, info)]
-    nodes = [f for _, f in children(edges, "edges", info)]
-    asked = children(nodes, "node", info)
+    asked = connection_nodes(info.field_nodes, info)
     page_types = {fs.type for fs in rows}
     loads: list[Awaitable[Any]] = []
     if any(f.name.value == "tags" for _, f in asked):
