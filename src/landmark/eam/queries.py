@@ -99,14 +99,25 @@ def plain(entity: Any, keys: tuple[str, ...] | None = None) -> Bundle[Any]:
     found = _bundles.get((entity, keys))
     if found is None:
         mapper = inspect(entity).mapper
-        names = keys or tuple(c.key for c in mapper.column_attrs)
-        columns = [getattr(entity, k) for k in names]
+        columns = [getattr(entity, k) for k in _column_keys(mapper, keys)]
         found = _bundles[(entity, keys)] = Bundle(mapper.class_.__name__, *columns)
     return found
 
 
+def _column_keys(mapper: Any, keys: tuple[str, ...] | None) -> tuple[str, ...]:
+    """`keys`, or every column of the mapped class."""
+    return keys or tuple(c.key for c in mapper.column_attrs)
+
+
 _bundles: dict[tuple[Any, tuple[str, ...] | None], Bundle[Any]] = {}
 FACT_SHEET_BASE = ("id", "type")  # read of every fact sheet: its id, and its type (GraphQL's)
+
+
+def _with_base(columns: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """FACT_SHEET_BASE and `columns`; None (every column) for None."""
+    return (*FACT_SHEET_BASE, *columns) if columns is not None else None
+
+
 FAR = aliased(FactSheet, name="far")  # the far ends of relations
 
 
@@ -745,8 +756,7 @@ async def _by_fact_sheet(
     return out
 
 
-def _with_base(columns: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    return (*FACT_SHEET_BASE, *columns) if columns is not None else None
+RELATION_BASE = ("id", "from_id", "to_id")  # the near end groups the views
 
 
 @dataclass(frozen=True)
@@ -758,8 +768,11 @@ class RelationColumns:
     relation: tuple[str, ...] = ("active_from", "active_until", "fields", "status")
     far: tuple[str, ...] | None = None
 
+    def relation_keys(self) -> tuple[str, ...]:
+        return (*RELATION_BASE, *self.relation)
 
-RELATION_BASE = ("id", "from_id", "to_id")  # the near end groups the views
+    def far_keys(self) -> tuple[str, ...] | None:
+        return _with_base(self.far)
 
 
 async def relations_of_side(
@@ -782,8 +795,8 @@ async def relations_of_side(
     if not ids:
         return out
     params = {"account_id": account_id, "ids": ids, "type": side.definition.name, "active": ACTIVE}
-    relation_row = _row_type(Relation, (*RELATION_BASE, *columns.relation))
-    far_row = _row_type(FactSheet, _with_base(columns.far))
+    relation_row = _row_type(Relation, columns.relation_keys())
+    far_row = _row_type(FactSheet, columns.far_keys())
     split = len(relation_row._fields)
     for row in await reads.all(_relations_statement(reads, side.forward, columns), params):
         relation, target = relation_row(*row[:split]), far_row(*row[split:])
@@ -796,8 +809,7 @@ async def relations_of_side(
 def _row_type(entity: Any, keys: tuple[str, ...] | None = None) -> Any:
     """A named tuple of the columns `keys` (default: all) of `entity`, by the ORM's names."""
     mapper = inspect(entity).mapper
-    keys = keys or tuple(c.key for c in mapper.column_attrs)
-    return namedtuple(f"{mapper.class_.__name__}Row", keys)
+    return namedtuple(f"{mapper.class_.__name__}Row", _column_keys(mapper, keys))
 
 
 _relation_statements: dict[tuple[bool, bool, RelationColumns], Select[Any]] = {}
@@ -812,10 +824,9 @@ def _relations_statement(reads: Reads, forward: bool, columns: RelationColumns) 
         near, far = (
             (Relation.from_id, Relation.to_id) if forward else (Relation.to_id, Relation.from_id)
         )
-        mine = [getattr(Relation, k) for k in (*RELATION_BASE, *columns.relation)]
-        theirs = plain(FAR, _with_base(columns.far)).exprs
+        mine, theirs = plain(Relation, columns.relation_keys()), plain(FAR, columns.far_keys())
         found = _relation_statements[key] = (
-            select(*mine, *theirs)
+            select(*mine.exprs, *theirs.exprs)
             .join(FAR, and_(FAR.id == far, FAR.account_id == bindparam("account_id")))
             .where(Relation.account_id == bindparam("account_id"), reads.one_of(near, "ids"))
             .where(Relation.type == bindparam("type"), Relation.status == bindparam("active"))
