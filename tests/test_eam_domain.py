@@ -345,3 +345,16 @@ def test_validate_only_create_and_delete_tag(server, tenant) -> None:
     tag_id = held[tagged.id][0][0].id
     _do(server, tenant, lambda s, w, m: service.delete_tag(s, w, tag_id))
     assert server.run(lambda s: queries.tags_of(s, who.account_id, [tagged.id])) == {}
+
+
+def test_relation_column_sets_are_bounded(monkeypatch) -> None:
+    """Each column set a query chooses keeps a statement for good: past MAX_COLUMN_SETS, new
+    sets read every column (a superset: the answers are the same)."""
+    monkeypatch.setattr(queries, "_column_sets", set())
+    monkeypatch.setattr(queries, "MAX_COLUMN_SETS", 2)
+    first = queries.RelationColumns(("status",), ("name",))
+    second = queries.RelationColumns((), None)
+    third = queries.RelationColumns(("fields",), ())
+    assert queries._kept(first) == first and queries._kept(second) == second
+    assert queries._kept(third) == queries.RelationColumns()
+    assert queries._kept(first) == first  # one already in use stays

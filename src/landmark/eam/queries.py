@@ -795,6 +795,7 @@ async def relations_of_side(
     if not ids:
         return out
     params = {"account_id": account_id, "ids": ids, "type": side.definition.name, "active": ACTIVE}
+    columns = _kept(columns)
     relation_row = _row_type(Relation, columns.relation_keys())
     far_row = _row_type(FactSheet, columns.far_keys())
     split = len(relation_row._fields)
@@ -803,6 +804,20 @@ async def relations_of_side(
         mine = relation.from_id if side.forward else relation.to_id
         out[mine].append(RelationView(relation, side.name, mine, target))
     return out
+
+
+MAX_COLUMN_SETS = 64
+_column_sets: set[RelationColumns] = set()
+
+
+def _kept(columns: RelationColumns) -> RelationColumns:
+    """`columns`, or every column once MAX_COLUMN_SETS others are in use: each set keeps a
+    statement, its compiled SQL and row types for the process's life, and the client's queries
+    choose them (a few thousand sets are possible)."""
+    if columns in _column_sets or len(_column_sets) < MAX_COLUMN_SETS:
+        _column_sets.add(columns)
+        return columns
+    return RelationColumns()
 
 
 @cache
