@@ -32,6 +32,7 @@ from graphql import (
     GraphQLString,
     Undefined,
     default_field_resolver,
+    get_nullable_type,
     is_abstract_type,
     is_leaf_type,
 )
@@ -275,7 +276,7 @@ class Executor(IncrementalExecutor):
         finish = self._value_plan(field.type, details, info) if read is not None else None
         if read is None or finish is None:
             return None
-        kind = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+        kind = get_nullable_type(field.type)
         return _answer(read, finish, text=kind is GraphQLString or kind is GraphQLID)
 
     def _reader(self, field: GraphQLField, name: str, details: Any, info: Any) -> Read | None:
@@ -302,7 +303,7 @@ class Executor(IncrementalExecutor):
     def _value_plan(self, type_: GraphQLOutputType, details: Any, info: Any) -> Finish | None:
         """How a value of `type_` is completed, or None."""
         non_null = isinstance(type_, GraphQLNonNull)
-        kind: Any = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+        kind: Any = get_nullable_type(type_)
         complete: Finish | None
         if is_leaf_type(kind):
             return _leaf(kind.coerce_output_value, non_null)
