@@ -5,7 +5,9 @@ committed or answered. The automatic collector, counting allocations, collects s
 meanwhile: each time it scans them and moves the survivors to an older generation, and every few
 rounds the oldest generation is scanned whole. Freed by reference counting once the work is
 done, they need none of it; what they leave of cyclic garbage is young, and the work collects
-the young generations itself when done (`collect_young`).
+the young generations itself when done (`collect_young`), if it allocated enough for the
+automatic collector to have run meanwhile: a small request (an update) leaves its few objects
+to the next collection instead of paying a whole one for them.
 """
 
 import gc
@@ -33,5 +35,7 @@ def young_collections_only() -> Iterator[None]:
 
 
 def collect_young() -> None:
-    """The cyclic garbage of work done under `young_collections_only`."""
-    gc.collect(1)
+    """The cyclic garbage of work done under `young_collections_only`, once the youngest
+    generation holds more than the automatic collector lets it."""
+    if gc.get_count()[0] > gc.get_threshold()[0]:
+        gc.collect(1)
