@@ -66,7 +66,11 @@ async def write(
         session.expunge(fs)
         return True
     state: Any = inspect(fs)
-    changed = {a.key: a.value for a in state.attrs if a.history.has_changes()}
+    # Only attributes set since the read can have changed (their old values are kept there).
+    attrs = state.attrs
+    changed = {
+        key: attrs[key].value for key in state.committed_state if attrs[key].history.has_changes()
+    }
     params = {f"set_{key}": value for key, value in changed.items()}
     params.update(account_id=who.account_id, fact_sheet_id=fs.id, read_rev=read_rev)
     statement = _guarded(tuple(sorted(changed)))
