@@ -13,7 +13,9 @@ an account; the inventory is then written straight into the tables by set-based 
 SELECT over a generated series): half Applications, half ITComponents, names with one of five
 words, 20 tags (one per fact sheet), and `--relations` relApplicationToITComponent relations
 spread over the Applications. The statement count is measured in-process (a listener on the
-engine of an app made by create_app); timings go over HTTP to the served workers.
+engine of an app made by create_app); timings go over HTTP to the served workers. The
+machine's speed (`machine_speed`, a fixed Python loop) is printed before and after: shared hosts
+drift, and the figures with them.
 
 Run: .venv/bin/python bench/graphql_inventory.py [--rows N] [--relations N] [--repeat 30]
      [--duration 10] [--connections 8] [--keep FILE]
@@ -39,7 +41,14 @@ import httpx
 from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from me_throughput import free_port, landmark_env, stop, wait_ready, wrk_script  # noqa: E402
+from me_throughput import (  # noqa: E402
+    free_port,
+    landmark_env,
+    machine_speed,
+    stop,
+    wait_ready,
+    wrk_script,
+)
 
 from landmark.core.db import create_engine  # noqa: E402
 
@@ -457,10 +466,14 @@ def main(arguments: argparse.Namespace) -> None:
     try:
         wait_ready(base, server)
         token = inventory(env, tmp, rows, relations, arguments.keep)
+        before = machine_speed()
         if arguments.only in ("", "page"):
             report_page(env, base, token, arguments.repeat)
         if arguments.only in ("", "updates"):
             report_updates(env, base, token, rows // 2, arguments)
+        print(
+            f"machine: 10M Python additions took {before:.2f} s before, {machine_speed():.2f} after"
+        )
     finally:
         stop(server)
 
