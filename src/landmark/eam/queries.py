@@ -91,25 +91,22 @@ class FacetFilter:
     date_filter: DateFilter | None = None
 
 
+@cache
 def plain(entity: Any, keys: tuple[str, ...] | None = None) -> Bundle[Any]:
     """The columns `keys` (default: every column) of `entity` as one read-only row with the
     ORM's attribute names. Pages read many rows that nothing changes: rows are much cheaper to
     build than ORM objects. Made once per entity and keys (pass module-level aliases, as
     FAR)."""
-    found = _bundles.get((entity, keys))
-    if found is None:
-        mapper = inspect(entity).mapper
-        columns = [getattr(entity, k) for k in _column_keys(mapper, keys)]
-        found = _bundles[(entity, keys)] = Bundle(mapper.class_.__name__, *columns)
-    return found
+    mapper = inspect(entity).mapper
+    columns = [getattr(entity, k) for k in _column_keys(mapper, keys)]
+    return Bundle(mapper.class_.__name__, *columns)
 
 
 def _column_keys(mapper: Any, keys: tuple[str, ...] | None) -> tuple[str, ...]:
-    """`keys`, or every column of the mapped class."""
-    return keys or tuple(c.key for c in mapper.column_attrs)
+    """`keys`, or (None) every column of the mapped class."""
+    return keys if keys is not None else tuple(c.key for c in mapper.column_attrs)
 
 
-_bundles: dict[tuple[Any, tuple[str, ...] | None], Bundle[Any]] = {}
 FACT_SHEET_BASE = ("id", "type")  # read of every fact sheet: its id, and its type (GraphQL's)
 
 
@@ -277,17 +274,19 @@ def _facet_condition(
     if f.operator not in OPERATORS:
         raise InvalidParameter(param, f"{param}: operator must be OR, AND or NOR")
     key = f.facet_key
-    if key == "FactSheetTypes":
+    kind = _facet_kind(model, key)
+    if kind == "FactSheetTypes":
         parts = [FactSheet.type == k for k in f.keys]
-    elif key == "lifecycle":
+    elif kind == "lifecycle":
         parts = [_phase_condition(k, f.date_filter) for k in f.keys]
-    elif _field_condition(model, key, MISSING) is not None:
+    elif kind == "field":
         parts = [c for k in f.keys if (c := _field_condition(model, key, k)) is not None]
-    elif sides := _sides(model, key):
+    elif kind == "relation":
+        sides = _sides(model, key)
         parts = [or_(*(_relation_condition(s, k, param) for s in sides)) for k in f.keys]
-    elif key == "Subscriptions":
+    elif kind == "Subscriptions":
         parts = [_subscription_condition(k, param) for k in f.keys]
-    elif key == "Tags" or key in tag_groups or key == OTHER_TAGS:
+    elif kind in ("Tags", OTHER_TAGS) or key in tag_groups:
         group = None if key == "Tags" else key
         parts = [_tag_condition(account_id, group, k, param, postgres) for k in f.keys]
     else:
@@ -832,7 +831,7 @@ _relation_statements: dict[tuple[bool, bool, RelationColumns], Select[Any]] = {}
 
 def _relations_statement(reads: Reads, forward: bool, columns: RelationColumns) -> Select[Any]:
     """One statement per direction, columns (and database), built once: `Reads` compiles it
-    once. The queries a client sends are few, so are their column sets."""
+    once. Column sets are bounded (`_kept`)."""
     key = (reads.dsn is None, forward, columns)
     found = _relation_statements.get(key)
     if found is None:
